@@ -125,7 +125,7 @@ const RESERVED_LABELS = new Set(['le', 'quantile', 'job', 'instance', 'otel_metr
 const MAX_VALUES_PER_ATTRIBUTE = 64;
 const MAX_VALUE_LENGTH = 64;
 /** Rule N11: past this, an instrument's series are too many to pre-initialise and to chart. */
-export const MAX_SERIES_PER_INSTRUMENT = 1000;
+export const MAX_SERIES_PER_INSTRUMENT = 2000;
 
 /** Boundaries in seconds, from 0.5 ms to an hour: proxied connections can last that long. */
 export const SECONDS_BUCKETS: readonly number[] = Object.freeze([
