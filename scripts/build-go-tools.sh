@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds every Go module under test/tools/ into .cache/go-tools/<module dir name>, but only when the
+# binary is missing or older than any file of its module. Dependencies come from the Go module proxy,
+# checked against the committed go.sum.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools_dir="$repo_root/test/tools"
+bin_dir="$repo_root/.cache/go-tools"
+
+find_go() {
+  if command -v go >/dev/null 2>&1; then
+    command -v go
+  elif [[ -x /usr/local/go/bin/go ]]; then
+    echo /usr/local/go/bin/go
+  else
+    echo "build-go-tools: no 'go' on PATH or at /usr/local/go/bin/go: install Go 1.24 or newer" >&2
+    exit 1
+  fi
+}
+
+is_stale() {
+  local module_dir="$1" binary="$2"
+  [[ ! -x "$binary" ]] && return 0
+  [[ -n "$(find "$module_dir" -type f -newer "$binary" -print -quit)" ]]
+}
+
+go_bin=""
+mkdir -p "$bin_dir"
+for go_mod in "$tools_dir"/*/go.mod; do
+  [[ -e "$go_mod" ]] || continue
+  module_dir="$(dirname "$go_mod")"
+  binary="$bin_dir/$(basename "$module_dir")"
+  is_stale "$module_dir" "$binary" || continue
+  go_bin="${go_bin:-$(find_go)}"
+  echo "build-go-tools: building $(basename "$module_dir")" >&2
+  # GOTOOLCHAIN=local: never download another toolchain; -mod=mod tolerates a go.mod that a newer
+  # Go would tidy differently, while go.sum still pins every checksum.
+  (
+    cd "$module_dir"
+    GOPROXY="${GOPROXY:-https://proxy.golang.org}" GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+      "$go_bin" build -buildvcs=false -trimpath -o "$binary.tmp" .
+  )
+  mv -f "$binary.tmp" "$binary"
+done

@@ -1,0 +1,347 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.ts';
+
+export interface ScrapeTarget {
+  /** Becomes the `job` label of every series scraped from this target. */
+  job: string;
+  /** `host:port`, e.g. `127.0.0.1:9464`. */
+  address: string;
+  /** Sent as `Authorization: Bearer <token>` on every scrape when set. */
+  bearerToken?: string;
+  /** Defaults to `/metrics`. */
+  metricsPath?: string;
+}
+
+export interface PrometheusOptions {
+  targets: ScrapeTarget[];
+  /** Scrape interval (and timeout) in whole seconds. Defaults to 1. */
+  scrapeIntervalSeconds?: number;
+  /** How long to wait for `/-/ready` before giving up. Defaults to 20000. */
+  readyTimeoutMs?: number;
+}
+
+/** One element of an instant vector, with the sample value parsed (`+Inf`, `-Inf`, `NaN` included). */
+export interface VectorSample {
+  labels: Record<string, string>;
+  value: number;
+  timestampSeconds: number;
+}
+
+/** One entry of `/api/v1/targets` `activeTargets`, the fields tests look at. */
+export interface ActiveTarget {
+  scrapePool: string;
+  scrapeUrl: string;
+  health: 'up' | 'down' | 'unknown';
+  lastError: string;
+  labels: Record<string, string>;
+}
+
+export interface RunningPrometheus {
+  /** Base URL of the server, e.g. `http://127.0.0.1:40123`. */
+  url: string;
+  /** Runs an instant query (`/api/v1/query`); a scalar result comes back as one unlabelled sample. */
+  query(promql: string): Promise<VectorSample[]>;
+  /** Re-runs `promql` until `predicate` accepts its result; rejects after `timeoutMs` (default 20000). */
+  waitFor(
+    promql: string,
+    predicate: (samples: VectorSample[]) => boolean,
+    timeoutMs?: number,
+  ): Promise<VectorSample[]>;
+  targets(): Promise<ActiveTarget[]>;
+  /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s) and removes the temporary directory. */
+  stop(): Promise<void>;
+}
+
+const readyPollIntervalMs = 100;
+const queryPollIntervalMs = 200;
+const requestTimeoutMs = 5_000;
+const stopGraceMs = 10_000;
+const stderrTailBytes = 8_192;
+const startAttempts = 3;
+
+/** Servers not yet stopped, killed synchronously if the test process exits first. */
+const unstopped = new Map<ChildProcess, string>();
+let exitHookInstalled = false;
+
+/**
+ * Starts a real `prometheus` server on 127.0.0.1 that scrapes `targets`, and resolves once it
+ * reports ready. Needs `prometheus` on PATH (scripts/ensure-test-deps.sh installs it).
+ *
+ * The first scrape comes about 5 s after ready, whatever the interval: Prometheus hands new
+ * target sets to its scrape manager on a fixed 5 s tick. Wait with `waitFor`, not a fixed sleep.
+ */
+export async function startPrometheus(options: PrometheusOptions): Promise<RunningPrometheus> {
+  const scrapeIntervalSeconds = options.scrapeIntervalSeconds ?? 1;
+  if (!Number.isInteger(scrapeIntervalSeconds) || scrapeIntervalSeconds < 1) {
+    throw new Error(`scrapeIntervalSeconds must be a whole number >= 1, got ${scrapeIntervalSeconds}`);
+  }
+  const prometheusPath = findOnPath('prometheus');
+  if (prometheusPath === undefined) {
+    throw new Error(
+      "prometheus is not on PATH: run scripts/ensure-test-deps.sh (it installs Debian's prometheus package)",
+    );
+  }
+  const tempDir = await mkdtemp(join(tmpdir(), 'switchyard-prometheus-'));
+  const configFile = join(tempDir, 'prometheus.yml');
+  await writeFile(configFile, renderConfig(options.targets, scrapeIntervalSeconds));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(prometheusPath, tempDir, configFile, options.readyTimeoutMs ?? 20_000);
+    } catch (error) {
+      // The port from freePort() can be taken by someone else before prometheus binds it.
+      const portRace = error instanceof Error && error.message.includes('address already in use');
+      if (!portRace || attempt === startAttempts) {
+        await rm(tempDir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+}
+
+// JSON is valid YAML, and JSON.stringify quotes tokens and paths safely.
+function renderConfig(targets: ScrapeTarget[], scrapeIntervalSeconds: number): string {
+  const interval = `${scrapeIntervalSeconds}s`;
+  return JSON.stringify({
+    global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
+    scrape_configs: targets.map((target) => ({
+      job_name: target.job,
+      metrics_path: target.metricsPath ?? '/metrics',
+      scheme: 'http',
+      static_configs: [{ targets: [target.address] }],
+      ...(target.bearerToken === undefined
+        ? {}
+        : { authorization: { type: 'Bearer', credentials: target.bearerToken } }),
+    })),
+  });
+}
+
+async function launch(
+  prometheusPath: string,
+  tempDir: string,
+  configFile: string,
+  readyTimeoutMs: number,
+): Promise<RunningPrometheus> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args = [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${join(tempDir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=info',
+  ];
+  const child = spawnTiedToThisProcess(prometheusPath, args);
+  const stderr = new StderrTail(child);
+  let exitedEarly = false;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (error) => {
+      stderr.append(`spawn failed: ${error.message}`);
+      resolve();
+    });
+  }).then(() => {
+    exitedEarly = true;
+  });
+  trackUntilStopped(child, tempDir);
+
+  const describe = (what: string): Error =>
+    new Error(`${what}\n--- prometheus stderr (tail) ---\n${stderr.text()}`);
+
+  const deadline = Date.now() + readyTimeoutMs;
+  while (!(await isReady(url))) {
+    if (exitedEarly) {
+      untrack(child);
+      throw describe(
+        `prometheus exited before becoming ready (exit code ${child.exitCode}, signal ${child.signalCode})`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await terminate(child, exited);
+      untrack(child);
+      throw describe(`prometheus was not ready at ${url}/-/ready within ${readyTimeoutMs} ms`);
+    }
+    await sleep(readyPollIntervalMs);
+  }
+
+  let stopped: Promise<void> | undefined;
+  const running: RunningPrometheus = {
+    url,
+    query: async (promql) => {
+      try {
+        return await instantQuery(url, promql);
+      } catch (error) {
+        throw describe(`query ${promql} failed: ${(error as Error).message}`);
+      }
+    },
+    waitFor: async (promql, predicate, timeoutMs = 20_000) => {
+      const waitDeadline = Date.now() + timeoutMs;
+      for (;;) {
+        const samples = await running.query(promql);
+        if (predicate(samples)) {
+          return samples;
+        }
+        if (Date.now() > waitDeadline) {
+          const targets = await running.targets().catch(() => []);
+          throw describe(
+            `${promql} did not satisfy the predicate within ${timeoutMs} ms; last result ${JSON.stringify(samples)}; ` +
+              `targets ${JSON.stringify(targets.map(({ scrapePool, health, lastError }) => ({ scrapePool, health, lastError })))}`,
+          );
+        }
+        await sleep(queryPollIntervalMs);
+      }
+    },
+    targets: async () => {
+      const data = await apiGet<{ activeTargets: ActiveTarget[] }>(`${url}/api/v1/targets`);
+      return data.activeTargets.map(({ scrapePool, scrapeUrl, health, lastError, labels }) => ({
+        scrapePool,
+        scrapeUrl,
+        health,
+        lastError,
+        labels,
+      }));
+    },
+    stop: () => {
+      stopped ??= (async () => {
+        await terminate(child, exited);
+        untrack(child);
+        await rm(tempDir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+  return running;
+}
+
+// PR_SET_PDEATHSIG (via util-linux setpriv) has the kernel send SIGTERM to prometheus when this
+// process dies, even by SIGKILL or a signal Node does not turn into an 'exit' event.
+function spawnTiedToThisProcess(command: string, args: string[]): ChildProcess {
+  const setpriv = findOnPath('setpriv');
+  const [file, argv] =
+    setpriv === undefined ? [command, args] : [setpriv, ['--pdeathsig', 'TERM', command, ...args]];
+  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // A test that forgets stop() must not keep its file's event loop alive; the exit hook kills it.
+  child.unref();
+  (child.stderr as Socket | null)?.unref();
+  return child;
+}
+
+async function terminate(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+  // Referenced again so that the event loop stays up until the exit has been seen.
+  child.ref();
+  child.kill('SIGTERM');
+  const escalation = setTimeout(() => child.kill('SIGKILL'), stopGraceMs);
+  await exited;
+  clearTimeout(escalation);
+}
+
+function trackUntilStopped(child: ChildProcess, tempDir: string): void {
+  unstopped.set(child, tempDir);
+  if (exitHookInstalled) {
+    return;
+  }
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const [leftover, dir] of unstopped) {
+      leftover.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function untrack(child: ChildProcess): void {
+  unstopped.delete(child);
+}
+
+async function isReady(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(requestTimeoutMs) });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+interface ApiVectorElement {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+type QueryData =
+  | { resultType: 'vector'; result: ApiVectorElement[] }
+  | { resultType: 'scalar'; result: [number, string] }
+  | { resultType: 'matrix' | 'string'; result: unknown };
+
+async function instantQuery(url: string, promql: string): Promise<VectorSample[]> {
+  const data = await apiGet<QueryData>(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+  switch (data.resultType) {
+    case 'vector':
+      return data.result.map(({ metric, value }) => ({
+        labels: metric,
+        value: parseSampleValue(value[1]),
+        timestampSeconds: value[0],
+      }));
+    case 'scalar':
+      return [{ labels: {}, value: parseSampleValue(data.result[1]), timestampSeconds: data.result[0] }];
+    default:
+      throw new Error(`expected an instant vector or scalar, got a ${data.resultType}`);
+  }
+}
+
+function parseSampleValue(text: string): number {
+  if (text === '+Inf') {
+    return Number.POSITIVE_INFINITY;
+  }
+  if (text === '-Inf') {
+    return Number.NEGATIVE_INFINITY;
+  }
+  return Number(text);
+}
+
+async function apiGet<T>(requestUrl: string): Promise<T> {
+  const response = await fetch(requestUrl, { signal: AbortSignal.timeout(requestTimeoutMs) });
+  const body = (await response.json()) as { status: string; data?: T; error?: string; errorType?: string };
+  if (body.status !== 'success' || body.data === undefined) {
+    throw new Error(`${requestUrl} answered HTTP ${response.status}: ${body.errorType}: ${body.error}`);
+  }
+  return body.data;
+}
+
+function findOnPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') {
+      continue;
+    }
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+
+/** Keeps the last few KiB of the server's stderr for error messages. */
+class StderrTail {
+  #text = '';
+
+  constructor(child: ChildProcess) {
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.append(chunk));
+  }
+
+  append(chunk: string): void {
+    this.#text = (this.#text + chunk).slice(-stderrTailBytes);
+  }
+
+  text(): string {
+    return this.#text;
+  }
+}
