@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { DataPointType, MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
+import fc from 'fast-check';
+import { defineCatalog } from './catalog.ts';
+import { registerCatalog } from './recorder.ts';
+
+const catalog = defineCatalog({
+  namespace: 'switchyard.sample',
+  instruments: {
+    connections: {
+      kind: 'counter',
+      unit: '{connection}',
+      description: 'Connections accepted.',
+      attributes: {
+        listener: { description: 'Configured listener name.', values: ['public', 'internal'] },
+        result: { description: 'Outcome.', values: ['ok', 'refused'] },
+      },
+    },
+    active_connections: { kind: 'updown_counter', unit: '{connection}', description: 'Open now.' },
+    healthy: { kind: 'gauge', unit: '{upstream}', description: '1 healthy.' },
+    'connection.duration': {
+      kind: 'histogram',
+      unit: 's',
+      description: 'Duration.',
+      attributes: { listener: { description: 'Configured listener name.', values: ['public', 'internal'] } },
+    },
+  },
+});
+
+function setup() {
+  const reader = new PrometheusExporter({ preventServerStart: true });
+  const provider = new MeterProvider({ readers: [reader] });
+  const handles = registerCatalog(provider.getMeter('test'), catalog);
+  const collect = async (name: string): Promise<MetricData | undefined> => {
+    const { resourceMetrics } = await reader.collect();
+    return resourceMetrics.scopeMetrics
+      .flatMap((scope) => scope.metrics)
+      .find((m) => m.descriptor.name === name);
+  };
+  return { handles, collect, provider };
+}
+
+function points(metric: MetricData | undefined): Array<[string, number]> {
+  assert.ok(metric !== undefined, 'metric missing');
+  assert.notEqual(metric.dataPointType, DataPointType.HISTOGRAM);
+  return (metric.dataPoints as Array<{ attributes: Record<string, unknown>; value: number }>)
+    .map((point): [string, number] => [JSON.stringify(point.attributes), point.value])
+    .sort();
+}
+
+test('every series of a declared attribute set is exported at zero before anything is recorded', async () => {
+  const { collect } = setup();
+  assert.deepEqual(points(await collect('switchyard.sample.connections')), [
+    ['{"listener":"internal","result":"ok"}', 0],
+    ['{"listener":"internal","result":"refused"}', 0],
+    ['{"listener":"public","result":"ok"}', 0],
+    ['{"listener":"public","result":"refused"}', 0],
+  ]);
+  assert.deepEqual(points(await collect('switchyard.sample.active_connections')), [['{}', 0]]);
+});
+
+test('cells count exactly what the hot path adds, read at collection time', async () => {
+  const { handles, collect } = setup();
+  const publicOk = handles.connections.cell({ listener: 'public', result: 'ok' });
+  for (let i = 0; i < 1000; i++) publicOk.add();
+  publicOk.value += 5;
+  const active = handles.active_connections.cell();
+  active.add(3);
+  active.add(-1);
+  handles.healthy.cell().set(1);
+  const connections = new Map(points(await collect('switchyard.sample.connections')));
+  assert.equal(connections.get('{"listener":"public","result":"ok"}'), 1005);
+  assert.deepEqual(points(await collect('switchyard.sample.active_connections')), [['{}', 2]]);
+  assert.deepEqual(points(await collect('switchyard.sample.healthy')), [['{}', 1]]);
+});
+
+test('the same attribute set resolves to the same cell', () => {
+  const { handles } = setup();
+  assert.equal(
+    handles.connections.cell({ listener: 'public', result: 'ok' }),
+    handles.connections.cell({ result: 'ok', listener: 'public' }),
+  );
+});
+
+test('a value outside its declared set is recorded as other', async () => {
+  const { handles, collect } = setup();
+  handles.connections.cell({ listener: '10.1.2.3:443', result: 'ok' }).add();
+  const connections = new Map(points(await collect('switchyard.sample.connections')));
+  assert.equal(connections.get('{"listener":"other","result":"ok"}'), 1);
+  assert.ok(![...connections.keys()].some((key) => key.includes('10.1.2.3')));
+});
+
+test('histogram series carry their bucketed attributes and appear with the first observation', async () => {
+  const { handles, collect } = setup();
+  assert.equal(await collect('switchyard.sample.connection.duration'), undefined);
+  handles['connection.duration'].series({ listener: 'public' }).record(0.2);
+  handles['connection.duration'].series({ listener: 'somewhere else' }).record(3);
+  const metric = await collect('switchyard.sample.connection.duration');
+  assert.equal(metric?.dataPointType, DataPointType.HISTOGRAM);
+  const byListener = new Map(metric.dataPoints.map((point) => [point.attributes.listener, point.value]));
+  assert.equal(byListener.get('public')?.count, 1);
+  assert.equal(byListener.get('other')?.sum, 3);
+  assert.equal(byListener.get('public')?.buckets.boundaries[0], 0.0005, 'seconds buckets from the catalog');
+});
+
+test('thousands of distinct raw values keep the series count within the declared bound', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.uniqueArray(fc.string(), { minLength: 1000, maxLength: 3000 }), async (rawValues) => {
+      const { handles, collect } = setup();
+      for (const raw of rawValues) {
+        handles.connections.cell({ listener: raw, result: raw }).add();
+        handles['connection.duration'].series({ listener: raw }).record(0.01);
+      }
+      const counter = await collect('switchyard.sample.connections');
+      const histogram = await collect('switchyard.sample.connection.duration');
+      // (2 declared + other) x (2 declared + other) and 2 + other.
+      assert.ok((counter?.dataPoints.length ?? 0) <= 9, `counter series ${counter?.dataPoints.length}`);
+      assert.ok((histogram?.dataPoints.length ?? 0) <= 3, `histogram series ${histogram?.dataPoints.length}`);
+      const total = counter?.dataPoints.reduce((sum, point) => sum + (point.value as number), 0);
+      assert.equal(total, rawValues.length, 'nothing is lost while bucketing');
+    }),
+    { numRuns: 5 },
+  );
+});
