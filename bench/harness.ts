@@ -74,7 +74,8 @@ async function timeSample(benchCase: BenchCase, iterations: number): Promise<{ n
 
 /**
  * Warms `benchCase` up for about `warmupMs`, then returns the iteration count whose sample takes
- * about `sampleNs` with optimised code.
+ * about `sampleNs` at the fastest rate seen: noise and unoptimised code only ever slow a sample
+ * down, so the fastest one is the best estimate of the steady state.
  */
 async function warmUpAndCalibrate(
   benchCase: BenchCase,
@@ -90,13 +91,14 @@ async function warmUpAndCalibrate(
     sample = await timeSample(benchCase, iterations);
     fold(sample.value);
   }
-  // Rescale from the latest sample only: earlier ones ran before the optimiser had finished.
+  let fastestNsPerOp = sample.ns / iterations;
   const warmupEnd = process.hrtime.bigint() + BigInt(warmupMs * NS_PER_MS);
   for (;;) {
-    iterations = Math.max(1, Math.round((iterations * sampleNs) / Math.max(sample.ns, 1)));
+    iterations = Math.max(1, Math.round(sampleNs / Math.max(fastestNsPerOp, 1e-3)));
     if (process.hrtime.bigint() >= warmupEnd) return iterations;
     sample = await timeSample(benchCase, iterations);
     fold(sample.value);
+    fastestNsPerOp = Math.min(fastestNsPerOp, sample.ns / iterations);
   }
 }
 
