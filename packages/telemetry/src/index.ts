@@ -1,5 +1,52 @@
-export * from './catalog.ts';
-export * from './errors.ts';
-export * from './naming.ts';
-export * from './prometheus-serializer.ts';
-export * from './recorder.ts';
+export { ADMIN_ROUTES, AdminServer, type AdminServerOptions } from './admin-server.ts';
+export {
+  BYTES_BUCKETS,
+  type Catalog,
+  type CatalogDeclaration,
+  COUNT_BUCKETS,
+  defineCatalog,
+  type InstrumentDeclaration,
+  type InstrumentKind,
+  MAX_SERIES_PER_INSTRUMENT,
+  OTHER_VALUE,
+  type ResolvedAttribute,
+  type ResolvedInstrument,
+  SECONDS_BUCKETS,
+} from './catalog.ts';
+export { byteSize, durationMs, hostPort, type LoadConfigOptions, loadConfig, port } from './config.ts';
+export { CatalogRuleError, ConfigError, SwitchyardError } from './errors.ts';
+export {
+  createRouteClassifier,
+  HTTP_METHODS,
+  HTTP_STATUS_CODES,
+  type HttpServerHandles,
+  httpServerCatalog,
+  instrumentHttpServer,
+  type RouteClassifier,
+} from './http-metrics.ts';
+export { type Drainable, handleShutdownSignals, type ShutdownOptions } from './lifecycle.ts';
+export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
+export { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';
+export type { OtlpPushConfig } from './otlp-push.ts';
+export { PROCESS_METRICS_SCOPES } from './process-metrics.ts';
+export { PROMETHEUS_CONTENT_TYPE, serializePrometheus } from './prometheus-serializer.ts';
+export {
+  type CatalogHandles,
+  type CountCell,
+  type CountFamily,
+  type GaugeCell,
+  type GaugeFamily,
+  type HistogramFamily,
+  type HistogramSeries,
+  registerCatalog,
+} from './recorder.ts';
+export { DOWNWARD_API_ENV } from './resource.ts';
+export { telemetrySettingsSchema } from './settings.ts';
+export {
+  SDK_DISABLED_EXPOSITION,
+  startTelemetry,
+  type Telemetry,
+  type TelemetryOptions,
+  type TelemetrySettings,
+} from './telemetry.ts';
+export { telemetryCatalog } from './telemetry-catalog.ts';
