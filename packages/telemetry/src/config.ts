@@ -1,0 +1,543 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+/** Options for {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** One YAML (`.yaml`, `.yml`) or JSON (`.json`) file. Without it, only `defaults` and the env apply. */
+  file?: string;
+  /** Where overrides are read from. Default: `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Prefix of override variables, upper case and ending in `_`, e.g. `"SWITCHYARD_PROXY_"`. */
+  envPrefix: string;
+  /** Values beneath the file: objects merge key by key, the file's values win, arrays are replaced. */
+  defaults?: unknown;
+}
+
+/**
+ * Loads a worker's config once at startup: `defaults`, then the file, then env overrides, validated
+ * against `schema` and returned deep-frozen.
+ *
+ * Schemas must declare every object with `z.strictObject()` so that a misspelt key is an error, not
+ * a silently ignored setting; a `z.object()` anywhere in the schema is rejected (use
+ * `z.looseObject()` to accept unknown keys on purpose).
+ *
+ * Env override rule: a variable `<envPrefix><SEGMENT>__<SEGMENT>...` sets the field whose path is
+ * the segments, each turned from UPPER_SNAKE to camelCase (`MAX_CONNECTIONS` -> `maxConnections`),
+ * `__` separating nesting levels. `SWITCHYARD_PROXY_ADMIN__PORT=9500` sets `admin.port`; a numeric
+ * segment indexes an array (`UPSTREAMS__0__HOST`). The value is parsed as JSON when it parses
+ * (`9500`, `true`, `["a","b"]`, `{"port":1}`, `null`) and kept as a string otherwise (`localhost`);
+ * to pass a string that looks like JSON, quote it (`'"12345"'`). Shallower variables apply first, so
+ * `ADMIN__PORT` wins over a port inside `ADMIN='{...}'`.
+ *
+ * @throws ConfigError naming the file or variable, the field path, the value and what is allowed;
+ *   one error listing every problem when there are several.
+ */
+export function loadConfig<S extends z.ZodType>(schema: S, options: LoadConfigOptions): z.infer<S> {
+  const { file, env = process.env, envPrefix, defaults } = options;
+  if (!/^[A-Z][A-Z0-9_]*_$/.test(envPrefix)) {
+    throw new ConfigError(
+      'envPrefix',
+      `config: envPrefix ${JSON.stringify(envPrefix)} must be upper case and end in "_"`,
+    );
+  }
+  assertStrictObjects(schema._zod.def, '');
+  const fromFile = file === undefined ? undefined : readConfigFile(file);
+  const merged = mergeUnder(structuredClone(defaults) ?? {}, structuredClone(fromFile));
+  const envSources = new Map<string, string>();
+  const input = applyEnv(merged, env, envPrefix, envSources);
+  const result = schema.safeParse(input, { error: describeAllowed });
+  if (!result.success) {
+    const where: Origins = { input, file, fromFile, defaults, envSources, envPrefix };
+    throw configErrorFrom(result.error.issues, where);
+  }
+  return deepFreeze(result.data);
+}
+
+const DURATION_RULE =
+  'expected a duration: a number of milliseconds, or a string such as "500ms", "5s", "2m" or "1h"';
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration in milliseconds: a number of ms, or `"500ms"`, `"5s"`, `"2m"`, `"1h"` (rounded to whole ms). */
+export const durationMs = z
+  .union([z.number(), z.string()], { error: DURATION_RULE })
+  .transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value : parseUnit(value, DURATION, MS_PER_UNIT);
+    if (ms !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
+    ctx.issues.push({ code: 'custom', message: DURATION_RULE, input: value });
+    return z.NEVER;
+  });
+
+const BYTE_SIZE_RULE =
+  'expected a size in bytes: a whole number, or a string such as "512B", "64KiB", "8MiB", "1GiB" or "1MB"';
+const BYTE_SIZE = /^(\d+(?:\.\d+)?)([KMGT]i?B|B)$/i;
+const BYTES_PER_UNIT: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** A size in bytes: a whole number, or `"8MiB"` (binary, 1024-based) / `"1MB"` (decimal); rounded to whole bytes. */
+export const byteSize = z
+  .union([z.number(), z.string()], { error: BYTE_SIZE_RULE })
+  .transform((value, ctx) => {
+    const bytes = typeof value === 'number' ? value : parseUnit(value, BYTE_SIZE, BYTES_PER_UNIT);
+    if (bytes !== undefined && Number.isSafeInteger(bytes) && bytes >= 0) return bytes;
+    ctx.issues.push({ code: 'custom', message: BYTE_SIZE_RULE, input: value });
+    return z.NEVER;
+  });
+
+/** A TCP/UDP port: an integer from 0 to 65535 (0 asks the OS for a free port). */
+export const port = z.int().min(0).max(65535);
+
+const HOST_PORT_RULE =
+  'expected "host:port" with a port between 0 and 65535, such as "127.0.0.1:9464" or "[::1]:9464"';
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
+
+/** An address as `"host:port"`; an IPv6 host goes in brackets (`"[::1]:9464"`). Kept as the string. */
+export const hostPort = z.string().refine((value) => {
+  const match = HOST_PORT.exec(value);
+  return match !== null && Number(match[1]) <= 65535;
+}, HOST_PORT_RULE);
+
+function parseUnit(text: string, pattern: RegExp, perUnit: Record<string, number>): number | undefined {
+  const match = pattern.exec(text);
+  if (match === null) return undefined;
+  const unit = perUnit[match[2]!.toLowerCase()];
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
+}
+
+// --- reading ---------------------------------------------------------------------------------
+
+function readConfigFile(file: string): unknown {
+  const format = extname(file).toLowerCase();
+  if (format !== '.yaml' && format !== '.yml' && format !== '.json') {
+    throw new ConfigError(
+      '',
+      `config error in ${file}: unknown file type "${format}"; use .yaml, .yml or .json`,
+    );
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(cause)})`;
+    throw new ConfigError('', `config error in ${file}: ${reason}`, { cause });
+  }
+  return format === '.json' ? parseJson(file, text) : parseYaml(file, text);
+}
+
+function parseYaml(file: string, text: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const [first] = doc.errors;
+  if (first !== undefined) {
+    const { line, col } = lineCounter.linePos(first.pos[0]);
+    throw new ConfigError(
+      '',
+      `config error in ${file}: invalid YAML at line ${line}, column ${col}: ${first.message}`,
+    );
+  }
+  try {
+    return doc.toJS() ?? {};
+  } catch (cause) {
+    throw new ConfigError('', `config error in ${file}: invalid YAML: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+function parseJson(file: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    const offset = jsonErrorOffset(text);
+    const before = text.slice(0, offset).split('\n');
+    const line = before.length;
+    const col = before[before.length - 1]!.length + 1;
+    const reason =
+      offset < text.length ? `unexpected ${JSON.stringify(text[offset])}` : 'unexpected end of input';
+    throw new ConfigError(
+      '',
+      `config error in ${file}: invalid JSON at line ${line}, column ${col}: ${reason}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+const JSON_WS = /[ \t\n\r]*/y;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: RFC 8259 forbids raw control characters in strings.
+const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_SCALAR = new RegExp(
+  `${JSON_STRING.source}|-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][+-]?\\d+)?|true|false|null`,
+  'y',
+);
+
+/** Offset of the first syntax error in `text`: V8's JSON.parse names it for only some errors. */
+function jsonErrorOffset(text: string): number {
+  let pos = 0;
+  const eat = (pattern: RegExp): boolean => {
+    pattern.lastIndex = pos;
+    if (!pattern.test(text)) return false;
+    pos = pattern.lastIndex;
+    return true;
+  };
+  const value = (): boolean => {
+    eat(JSON_WS);
+    const open = text[pos];
+    if (open !== '{' && open !== '[') return eat(JSON_SCALAR);
+    const close = open === '{' ? '}' : ']';
+    pos++;
+    eat(JSON_WS);
+    if (text[pos] === close) {
+      pos++;
+      return true;
+    }
+    for (;;) {
+      if (open === '{' && !(eat(JSON_WS) && eat(JSON_STRING) && eat(JSON_WS) && text[pos] === ':'))
+        return false;
+      if (open === '{') pos++;
+      if (!value()) return false;
+      eat(JSON_WS);
+      const next = text[pos];
+      if (next !== close && next !== ',') return false;
+      pos++;
+      if (next === close) return true;
+    }
+  };
+  if (value()) eat(JSON_WS);
+  return Math.min(pos, text.length);
+}
+
+// --- layering ----------------------------------------------------------------------------------
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Sets an own data property even for keys such as `__proto__`, which plain assignment would not. */
+function setOwn(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function mergeUnder(base: unknown, top: unknown): unknown {
+  if (!isObject(base) || !isObject(top)) return top === undefined ? base : top;
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(top)) setOwn(merged, key, mergeUnder(merged[key], value));
+  return merged;
+}
+
+interface EnvOverride {
+  name: string;
+  path: string[];
+  value: unknown;
+}
+
+function applyEnv(
+  root: unknown,
+  env: NodeJS.ProcessEnv,
+  prefix: string,
+  sources: Map<string, string>,
+): unknown {
+  const overrides: EnvOverride[] = [];
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(prefix) || raw === undefined) continue;
+    const segments = name.slice(prefix.length).split('__');
+    if (segments.some((segment) => !/^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$/.test(segment))) {
+      throw new ConfigError(
+        '',
+        `config error in env ${name}: the name does not spell a field path (${ENV_RULE})`,
+      );
+    }
+    overrides.push({ name, path: segments.map(camelCase), value: parseEnvValue(raw) });
+  }
+  overrides.sort((a, b) => a.path.length - b.path.length || (a.name < b.name ? -1 : 1));
+  for (const override of overrides) {
+    setPath(root, override);
+    sources.set(override.path.join('.'), override.name);
+  }
+  return root;
+}
+
+const ENV_RULE = 'PREFIX + UPPER_SNAKE segments joined by "__", e.g. SWITCHYARD_PROXY_ADMIN__PORT';
+
+function setPath(root: unknown, { name, path, value }: EnvOverride): void {
+  let container = root;
+  for (let depth = 0; depth < path.length; depth++) {
+    if (typeof container !== 'object' || container === null) {
+      const parent = path.slice(0, depth).join('.') || '<root>';
+      const field = path.join('.');
+      throw new ConfigError(
+        field,
+        `config error in env ${name}: cannot set ${field} because ${parent} = ${renderValue(container)} is not an object`,
+      );
+    }
+    const key = path[depth]!;
+    if (Array.isArray(container) && !/^\d+$/.test(key)) {
+      const list = path.slice(0, depth).join('.');
+      throw new ConfigError(list, `config error in env ${name}: ${list} is a list; index it with a number`);
+    }
+    const target = container as Record<string, unknown>;
+    if (depth === path.length - 1) setOwn(target, key, value);
+    else if (target[key] === undefined) setOwn(target, key, {});
+    container = target[key];
+  }
+}
+
+function camelCase(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, next: string) => next.toUpperCase());
+}
+
+function upperSnake(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+function parseEnvValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+// --- schema rules --------------------------------------------------------------------------------
+
+/** Walks a schema's definition and rejects `z.object()`, which strips unknown keys without a word. */
+function assertStrictObjects(def: z.core.$ZodTypeDef, path: string, seen = new Set<object>()): void {
+  if (seen.has(def)) return;
+  seen.add(def);
+  const record = def as unknown as Record<string, unknown>;
+  if (def.type === 'object' && record.catchall === undefined) {
+    throw new ConfigError(
+      path,
+      `config schema: ${path || '<root>'} is declared with z.object(), which silently drops unknown keys; ` +
+        'use z.strictObject() (or z.looseObject() to accept unknown keys on purpose)',
+    );
+  }
+  for (const [field, child] of Object.entries(record)) {
+    if (field === 'shape' && isObject(child)) {
+      for (const [key, schema] of Object.entries(child))
+        visitSchema(schema, path ? `${path}.${key}` : key, seen);
+    } else if (Array.isArray(child)) {
+      for (const schema of child) visitSchema(schema, path, seen);
+    } else {
+      visitSchema(child, path, seen);
+    }
+  }
+}
+
+function visitSchema(candidate: unknown, path: string, seen: Set<object>): void {
+  if (candidate instanceof z.core.$ZodType) assertStrictObjects(candidate._zod.def, path, seen);
+}
+
+// --- messages ----------------------------------------------------------------------------------
+
+const MAX_LISTED_ISSUES = 20;
+const MAX_VALUE_CHARS = 80;
+const SECRET_KEY = /secret|token|password|passwd|credential|api_?key|private_?key/i;
+
+interface Origins {
+  /** Defaults, file and env layered: offending values are shown as written, before any transform. */
+  input: unknown;
+  file: string | undefined;
+  fromFile: unknown;
+  defaults: unknown;
+  envSources: Map<string, string>;
+  envPrefix: string;
+}
+
+interface Problem {
+  field: string;
+  source: string;
+  detail: string;
+}
+
+function configErrorFrom(issues: readonly z.core.$ZodIssue[], origins: Origins): ConfigError {
+  const problems = issues.flatMap((issue) => describeIssue(issue, origins));
+  const [first] = problems;
+  if (problems.length === 1 && first !== undefined) {
+    return new ConfigError(first.field, `config error in ${first.source}: ${first.detail}`);
+  }
+  const listed = problems
+    .slice(0, MAX_LISTED_ISSUES)
+    .map((problem) => `  in ${problem.source}: ${problem.detail}`);
+  if (problems.length > MAX_LISTED_ISSUES)
+    listed.push(`  ... and ${problems.length - MAX_LISTED_ISSUES} more`);
+  const sources = [...new Set(problems.map((problem) => problem.source))].join(', ');
+  const summary = `config error: ${problems.length} problems in ${sources}`;
+  return new ConfigError(first?.field ?? '', [summary, ...listed].join('\n'));
+}
+
+function describeIssue(issue: z.core.$ZodIssue, origins: Origins): Problem[] {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => describeValue([...path, key], issue.message, origins));
+  }
+  if (issue.code === 'invalid_type' && valueAt(origins.input, path) === undefined) {
+    const field = path.join('.') || '<root>';
+    const envName = origins.envPrefix + path.map(upperSnake).join('__');
+    const source = origins.file ?? `env ${origins.envPrefix}*`;
+    const detail = `${field} is missing: ${issue.message}; set it in the file or with ${envName}`;
+    return [{ field, source, detail }];
+  }
+  let message = issue.message;
+  const source = sourceOf(path, origins);
+  if (issue.code === 'invalid_type' && issue.expected === 'string' && source.startsWith('env ')) {
+    message += ` (a value that parses as JSON is taken as JSON: quote it, e.g. '"12345"', to pass a string)`;
+  }
+  return [describeValue(path, message, origins, source)];
+}
+
+function describeValue(
+  path: string[],
+  allowed: string,
+  origins: Origins,
+  source = sourceOf(path, origins),
+): Problem {
+  const field = path.join('.') || '<root>';
+  const value = valueAt(origins.input, path);
+  const shown = SECRET_KEY.test(path.at(-1) ?? '') ? '<redacted>' : renderValue(value);
+  return { field, source, detail: `${field} = ${shown} is not allowed: ${allowed}` };
+}
+
+function sourceOf(path: string[], origins: Origins): string {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const name = origins.envSources.get(path.slice(0, depth).join('.'));
+    if (name !== undefined) return `env ${name}`;
+  }
+  if (origins.file !== undefined && hasPath(origins.fromFile, path)) return origins.file;
+  if (hasPath(origins.defaults, path)) return 'defaults';
+  return origins.file ?? `env ${origins.envPrefix}*`;
+}
+
+function hasPath(root: unknown, path: string[]): boolean {
+  return valueAt(root, path) !== undefined;
+}
+
+function valueAt(root: unknown, path: string[]): unknown {
+  let node = root;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, key)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+function renderValue(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 3)}...` : text;
+}
+
+/** Error map for config parsing: each message says what is allowed, phrased after "is not allowed: ". */
+function describeAllowed(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.schema instanceof z.ZodNumber) return `expected ${describeNumber(issue.schema)}`;
+      return `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}`;
+    case 'too_big':
+    case 'too_small':
+      if (issue.schema instanceof z.ZodNumber) return `expected ${describeNumber(issue.schema)}`;
+      return describeSize(issue);
+    case 'invalid_value':
+      if (issue.values.length === 1) return `expected ${renderValue(issue.values[0])}`;
+      return `expected one of ${issue.values.map((value) => renderValue(value)).join(', ')}`;
+    case 'unrecognized_keys': {
+      const shape = (issue.inst?._zod.def as { shape?: object } | undefined)?.shape ?? {};
+      return `unknown key; the keys allowed here are ${Object.keys(shape).join(', ') || 'none'}`;
+    }
+    case 'invalid_format':
+      return describeFormat(issue);
+    case 'not_multiple_of':
+      return `expected a multiple of ${issue.divisor}`;
+    case 'invalid_union': {
+      const branches = issue.errors.map(
+        (branch) => branch[0]?.message.replace(/^expected /, '') ?? 'something else',
+      );
+      if (branches.length > 0) return `expected ${[...new Set(branches)].join(' or ')}`;
+      const options: unknown = issue.options;
+      if (!Array.isArray(options)) return undefined;
+      return `expected one of ${options.map((option) => renderValue(option)).join(', ')}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function describeFormat(issue: z.core.$ZodRawIssue<z.core.$ZodIssueInvalidStringFormat>): string {
+  switch (issue.format) {
+    case 'regex':
+      return `expected a string matching ${issue.pattern}`;
+    case 'starts_with':
+      return `expected a string starting with ${renderValue(issue.prefix)}`;
+    case 'ends_with':
+      return `expected a string ending with ${renderValue(issue.suffix)}`;
+    case 'includes':
+      return `expected a string containing ${renderValue(issue.includes)}`;
+    default:
+      return `expected a valid ${issue.format}`;
+  }
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'an object (key: value pairs)',
+  array: 'a list',
+  int: 'an integer',
+  number: 'a number',
+};
+
+function describeNumber(schema: z.ZodNumber): string {
+  const kind = schema.format?.includes('int') ? 'an integer' : 'a number';
+  let min: { value: number; inclusive: boolean } | undefined;
+  let max: { value: number; inclusive: boolean } | undefined;
+  for (const check of schema._zod.def.checks ?? []) {
+    const def = check._zod.def as { check: string; value?: number; inclusive?: boolean };
+    if (typeof def.value !== 'number') continue;
+    const bound = { value: def.value, inclusive: def.inclusive ?? false };
+    if (def.check === 'greater_than' && (min === undefined || bound.value >= min.value)) min = bound;
+    if (def.check === 'less_than' && (max === undefined || bound.value <= max.value)) max = bound;
+  }
+  if (min?.inclusive && max?.inclusive) return `${kind} between ${min.value} and ${max.value}`;
+  const limits = [
+    min && (min.inclusive ? `at least ${min.value}` : `greater than ${min.value}`),
+    max && (max.inclusive ? `at most ${max.value}` : `less than ${max.value}`),
+  ].filter((limit) => limit !== undefined);
+  return limits.length > 0 ? `${kind} ${limits.join(' and ')}` : kind;
+}
+
+const SIZE_UNITS: Record<string, string> = { string: 'characters', array: 'items', set: 'items' };
+const COMPARISONS = { too_big: ['less than', 'at most'], too_small: ['more than', 'at least'] } as const;
+
+function describeSize(issue: z.core.$ZodRawIssue<z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall>): string {
+  const limit = issue.code === 'too_big' ? issue.maximum : issue.minimum;
+  const comparison = issue.exact ? 'exactly' : COMPARISONS[issue.code][issue.inclusive ? 1 : 0];
+  const unit = SIZE_UNITS[issue.origin];
+  return unit === undefined
+    ? `expected ${issue.origin} ${comparison} ${limit}`
+    : `expected ${comparison} ${limit} ${unit}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
+  return value;
+}
