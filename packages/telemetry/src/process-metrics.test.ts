@@ -1,0 +1,373 @@
+import assert from 'node:assert/strict';
+import { type TestContext, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type Histogram,
+  MeterProvider,
+  type MetricData,
+  MetricReader,
+  type MetricReaderOptions,
+} from '@opentelemetry/sdk-metrics';
+import { PROCESS_METRICS_SCOPES, type ProcessMetrics, startProcessMetrics } from './process-metrics.ts';
+
+class ManualReader extends MetricReader {
+  protected override async onShutdown(): Promise<void> {}
+  protected override async onForceFlush(): Promise<void> {}
+}
+
+interface CollectedMetric {
+  readonly scope: string;
+  readonly metric: MetricData;
+}
+
+interface Harness {
+  readonly processMetrics: ProcessMetrics;
+  collect(): Promise<Map<string, CollectedMetric>>;
+  /**
+   * Collects until the event-loop delay gauges report: they stay empty until the 10 ms histogram
+   * holds 5 samples, which takes far longer than 50 ms on a loaded machine.
+   */
+  collectOnceDelaySampled(): Promise<Map<string, CollectedMetric>>;
+}
+
+const DELAY_SAMPLING_DEADLINE_MS = 10_000;
+/** Long enough for the delay timer, GC entries and CPU time to move if anything still collected them. */
+const QUIET_AFTER_STOP_MS = 100;
+
+function startHarness(t: TestContext, readerOptions?: MetricReaderOptions): Harness {
+  const reader = new ManualReader(readerOptions);
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const processMetrics = startProcessMetrics(meterProvider);
+  // v8js.resource.active only lists resource types it has seen; a timer makes one.
+  const keepAlive = setInterval(() => {}, 60_000);
+  t.after(async () => {
+    clearInterval(keepAlive);
+    processMetrics.stop();
+    await meterProvider.shutdown();
+  });
+  const collect = async (): Promise<Map<string, CollectedMetric>> => {
+    const { resourceMetrics, errors } = await reader.collect();
+    assert.deepEqual(errors, []);
+    const collected = new Map<string, CollectedMetric>();
+    for (const { scope, metrics } of resourceMetrics.scopeMetrics) {
+      for (const metric of metrics) collected.set(metric.descriptor.name, { scope: scope.name, metric });
+    }
+    return collected;
+  };
+  return {
+    processMetrics,
+    collect,
+    async collectOnceDelaySampled() {
+      const deadline = performance.now() + DELAY_SAMPLING_DEADLINE_MS;
+      for (;;) {
+        const collected = await collect();
+        if (collected.has('nodejs.eventloop.delay.max') || performance.now() > deadline) return collected;
+        await sleep(20);
+      }
+    },
+  };
+}
+
+function metricNamed(collected: Map<string, CollectedMetric>, name: string): MetricData {
+  const found = collected.get(name);
+  assert.ok(found, `${name} was not collected; got ${[...collected.keys()].join(', ')}`);
+  return found.metric;
+}
+
+function attributeValues(metric: MetricData, key: string): string[] {
+  return metric.dataPoints.map((point) => String(point.attributes[key])).sort();
+}
+
+function numberValues(metric: MetricData): number[] {
+  return metric.dataPoints.map((point) => point.value as number);
+}
+
+function gcCount(collected: Map<string, CollectedMetric>): number {
+  const durations = collected.get('v8js.gc.duration')?.metric.dataPoints ?? [];
+  return durations.reduce((total, point) => total + (point.value as Histogram).count, 0);
+}
+
+/** Allocates far more short-lived objects than V8's new space holds, so scavenges must run. */
+function churnYoungGeneration(): number {
+  let retained = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    const record = { index: i, label: `record-${i}`, tags: [i, i + 1] };
+    retained += record.tags.length;
+  }
+  return retained;
+}
+
+function burnCpu(durationMs: number): void {
+  const until = performance.now() + durationMs;
+  while (performance.now() < until);
+}
+
+type PointKind = 'counter' | 'up-down counter' | 'gauge' | 'histogram' | 'exponential histogram';
+
+interface ExpectedMetric {
+  readonly scope: string;
+  readonly name: string;
+  readonly unit: string;
+  readonly kind: PointKind;
+  readonly attributeKeys: readonly string[];
+}
+
+const HOST = '@opentelemetry/host-metrics';
+const RUNTIME = '@opentelemetry/instrumentation-runtime-node';
+
+const delayGauge = (name: string): ExpectedMetric => ({
+  scope: RUNTIME,
+  name,
+  unit: 's',
+  kind: 'gauge',
+  attributeKeys: [],
+});
+
+const heapSpaceMetric = (name: string, kind: PointKind): ExpectedMetric => ({
+  scope: RUNTIME,
+  name,
+  unit: 'By',
+  kind,
+  attributeKeys: ['v8js.heap.space.name'],
+});
+
+// What the pinned packages produce. host-metrics 0.39.0 gives process.cpu.utilization and
+// process.memory.usage no unit (semantic conventions say `1` and `By`).
+const EXPECTED_METRICS: readonly ExpectedMetric[] = [
+  { scope: HOST, name: 'process.cpu.time', unit: 's', kind: 'counter', attributeKeys: ['process.cpu.state'] },
+  {
+    scope: HOST,
+    name: 'process.cpu.utilization',
+    unit: '',
+    kind: 'gauge',
+    attributeKeys: ['process.cpu.state'],
+  },
+  { scope: HOST, name: 'process.memory.usage', unit: '', kind: 'gauge', attributeKeys: [] },
+  { scope: RUNTIME, name: 'nodejs.eventloop.utilization', unit: '1', kind: 'gauge', attributeKeys: [] },
+  {
+    scope: RUNTIME,
+    name: 'nodejs.eventloop.time',
+    unit: 's',
+    kind: 'counter',
+    attributeKeys: ['nodejs.eventloop.state'],
+  },
+  delayGauge('nodejs.eventloop.delay.min'),
+  delayGauge('nodejs.eventloop.delay.max'),
+  delayGauge('nodejs.eventloop.delay.mean'),
+  delayGauge('nodejs.eventloop.delay.stddev'),
+  delayGauge('nodejs.eventloop.delay.p50'),
+  delayGauge('nodejs.eventloop.delay.p90'),
+  delayGauge('nodejs.eventloop.delay.p99'),
+  { scope: RUNTIME, name: 'v8js.gc.duration', unit: 's', kind: 'histogram', attributeKeys: ['v8js.gc.type'] },
+  heapSpaceMetric('v8js.memory.heap.space.size', 'up-down counter'),
+  heapSpaceMetric('v8js.memory.heap.used', 'gauge'),
+  heapSpaceMetric('v8js.memory.heap.space.available_size', 'gauge'),
+  heapSpaceMetric('v8js.memory.heap.space.physical_size', 'gauge'),
+  {
+    scope: RUNTIME,
+    name: 'v8js.resource.active',
+    unit: '{resource}',
+    kind: 'gauge',
+    attributeKeys: ['v8js.resource.type'],
+  },
+];
+
+function pointKind(metric: MetricData): PointKind {
+  switch (metric.dataPointType) {
+    case DataPointType.SUM:
+      return metric.isMonotonic ? 'counter' : 'up-down counter';
+    case DataPointType.GAUGE:
+      return 'gauge';
+    case DataPointType.HISTOGRAM:
+      return 'histogram';
+    case DataPointType.EXPONENTIAL_HISTOGRAM:
+      return 'exponential histogram';
+  }
+}
+
+function descriptionOf({ scope, metric }: CollectedMetric): ExpectedMetric {
+  const keys = new Set(metric.dataPoints.flatMap((point) => Object.keys(point.attributes)));
+  return {
+    scope,
+    name: metric.descriptor.name,
+    unit: metric.descriptor.unit,
+    kind: pointKind(metric),
+    attributeKeys: [...keys].sort(),
+  };
+}
+
+const byName = (a: ExpectedMetric, b: ExpectedMetric): number => a.name.localeCompare(b.name);
+
+test('produces exactly the listed process metrics with their units, point kinds and attribute keys', async (t) => {
+  const harness = startHarness(t);
+  churnYoungGeneration();
+
+  const collected = await harness.collectOnceDelaySampled();
+
+  assert.deepEqual(
+    [...collected.values()].map(descriptionOf).sort(byName),
+    [...EXPECTED_METRICS].sort(byName),
+  );
+});
+
+test('produces no system or network metrics', async (t) => {
+  const harness = startHarness(t);
+
+  const names = [...(await harness.collectOnceDelaySampled()).keys()];
+
+  assert.ok(names.length > 0);
+  assert.deepEqual(
+    names.filter((name) => !/^(process|nodejs|v8js)\./.test(name)),
+    [],
+  );
+});
+
+test('records metrics under exactly the scopes of PROCESS_METRICS_SCOPES', async (t) => {
+  const harness = startHarness(t);
+
+  const scopes = new Set([...(await harness.collect()).values()].map(({ scope }) => scope));
+
+  assert.deepEqual([...scopes].sort(), [...PROCESS_METRICS_SCOPES].sort());
+});
+
+test('reports process CPU time by user and system state and a non-zero resident memory', async (t) => {
+  const harness = startHarness(t);
+  burnCpu(20);
+
+  const collected = await harness.collect();
+
+  const cpuTime = metricNamed(collected, 'process.cpu.time');
+  assert.deepEqual(attributeValues(cpuTime, 'process.cpu.state'), ['system', 'user']);
+  assert.ok(numberValues(cpuTime).every((seconds) => seconds >= 0));
+  const userSeconds = cpuTime.dataPoints.find((point) => point.attributes['process.cpu.state'] === 'user');
+  assert.ok((userSeconds?.value as number) > 0.02);
+  const utilization = metricNamed(collected, 'process.cpu.utilization');
+  assert.deepEqual(attributeValues(utilization, 'process.cpu.state'), ['system', 'user']);
+  const [rssBytes] = numberValues(metricNamed(collected, 'process.memory.usage'));
+  assert.ok((rssBytes ?? 0) > 1024 * 1024);
+});
+
+test('reports event-loop delay in seconds once the histogram has enough samples', async (t) => {
+  const harness = startHarness(t);
+
+  const collected = await harness.collectOnceDelaySampled();
+
+  const delay = (suffix: string): number =>
+    numberValues(metricNamed(collected, `nodejs.eventloop.delay.${suffix}`))[0] ?? NaN;
+  assert.ok(delay('min') > 0);
+  assert.ok(delay('min') <= delay('p50'));
+  assert.ok(delay('p50') <= delay('p90'));
+  assert.ok(delay('p90') <= delay('p99'));
+  assert.ok(delay('p99') <= delay('max'));
+  // The loop was idle: delays are the 10 ms sampling interval, not a stall of a second or more.
+  assert.ok(delay('max') < 1);
+});
+
+test('reports event-loop utilization as a ratio and event-loop time by active and idle state', async (t) => {
+  const harness = startHarness(t);
+  await sleep(20);
+  burnCpu(20);
+
+  const collected = await harness.collect();
+
+  const [utilization] = numberValues(metricNamed(collected, 'nodejs.eventloop.utilization'));
+  assert.ok(utilization !== undefined && utilization > 0 && utilization <= 1);
+  const loopTime = metricNamed(collected, 'nodejs.eventloop.time');
+  assert.deepEqual(attributeValues(loopTime, 'nodejs.eventloop.state'), ['active', 'idle']);
+  assert.ok(numberValues(loopTime).every((seconds) => seconds > 0));
+});
+
+test('reports V8 heap spaces by space name and the active timer as a resource', async (t) => {
+  const harness = startHarness(t);
+
+  const collected = await harness.collect();
+
+  const used = metricNamed(collected, 'v8js.memory.heap.used');
+  const spaces = attributeValues(used, 'v8js.heap.space.name');
+  assert.ok(spaces.includes('new_space') && spaces.includes('old_space'), spaces.join(', '));
+  const sizes = metricNamed(collected, 'v8js.memory.heap.space.size');
+  assert.deepEqual(attributeValues(sizes, 'v8js.heap.space.name'), spaces);
+  const resources = metricNamed(collected, 'v8js.resource.active');
+  const timers = resources.dataPoints.find((point) => point.attributes['v8js.resource.type'] === 'Timeout');
+  assert.ok((timers?.value as number) >= 1);
+});
+
+test('records garbage collections by kind in the GC duration histogram', async (t) => {
+  const harness = startHarness(t);
+  churnYoungGeneration();
+  // PerformanceObserver delivers GC entries in a later task.
+  await sleep(20);
+
+  const collected = await harness.collect();
+
+  const gc = metricNamed(collected, 'v8js.gc.duration');
+  const kinds = attributeValues(gc, 'v8js.gc.type');
+  assert.ok(kinds.includes('minor'), kinds.join(', '));
+  assert.ok(kinds.every((kind) => ['major', 'minor', 'incremental', 'weakcb'].includes(kind)));
+  assert.ok(gcCount(collected) > 0);
+});
+
+test('reads nothing from the process after stop', async (t) => {
+  const harness = startHarness(t);
+  await harness.collect();
+  const cpuUsage = t.mock.method(process, 'cpuUsage');
+  const rss = t.mock.method(process.memoryUsage, 'rss');
+  const activeResources = t.mock.method(process, 'getActiveResourcesInfo');
+  await harness.collect();
+  assert.ok(
+    cpuUsage.mock.callCount() > 0 && rss.mock.callCount() > 0 && activeResources.mock.callCount() > 0,
+  );
+  cpuUsage.mock.resetCalls();
+  rss.mock.resetCalls();
+  activeResources.mock.resetCalls();
+
+  harness.processMetrics.stop();
+  await harness.collect();
+
+  assert.equal(cpuUsage.mock.callCount(), 0);
+  assert.equal(rss.mock.callCount(), 0);
+  assert.equal(activeResources.mock.callCount(), 0);
+});
+
+test('keeps cumulative values frozen after stop despite CPU work and garbage collections', async (t) => {
+  const harness = startHarness(t);
+  churnYoungGeneration();
+  const before = await harness.collectOnceDelaySampled();
+
+  harness.processMetrics.stop();
+  burnCpu(20);
+  churnYoungGeneration();
+  await sleep(QUIET_AFTER_STOP_MS);
+  const after = await harness.collect();
+
+  for (const name of ['process.cpu.time', 'nodejs.eventloop.time', 'nodejs.eventloop.delay.max']) {
+    assert.deepEqual(numberValues(metricNamed(after, name)), numberValues(metricNamed(before, name)), name);
+  }
+  assert.equal(gcCount(after), gcCount(before));
+});
+
+test('leaves a delta reader with no data points after stop', async (t) => {
+  const harness = startHarness(t, { aggregationTemporalitySelector: () => AggregationTemporality.DELTA });
+  assert.ok((await harness.collect()).size > 0);
+
+  harness.processMetrics.stop();
+  burnCpu(20);
+  churnYoungGeneration();
+  await sleep(QUIET_AFTER_STOP_MS);
+
+  const after = await harness.collect();
+  const points = [...after.values()].flatMap(({ metric }) =>
+    metric.dataPoints.map(() => metric.descriptor.name),
+  );
+  assert.deepEqual(points, []);
+});
+
+test('can be stopped twice', (t) => {
+  const harness = startHarness(t);
+
+  harness.processMetrics.stop();
+
+  assert.doesNotThrow(() => harness.processMetrics.stop());
+});
