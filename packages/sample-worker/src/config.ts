@@ -32,9 +32,11 @@ export type SampleConfig = z.infer<typeof sampleConfigSchema>;
  * overrides. SWITCHYARD_DEMO_TRAFFIC=0 turns synthetic traffic off, as for every worker.
  */
 export function readSampleConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SampleConfig {
+  // SWITCHYARD_SAMPLE_CONFIG names the file; it is not a field, so it stays out of the overrides.
+  const { SWITCHYARD_SAMPLE_CONFIG: fileFromEnv, ...overrides } = env;
   const flag = argv.indexOf('--config');
-  const file = flag >= 0 ? argv[flag + 1] : env.SWITCHYARD_SAMPLE_CONFIG || undefined;
-  const config = loadConfig(sampleConfigSchema, { file, env, envPrefix: 'SWITCHYARD_SAMPLE_' });
+  const file = flag >= 0 ? argv[flag + 1] : fileFromEnv || undefined;
+  const config = loadConfig(sampleConfigSchema, { file, env: overrides, envPrefix: 'SWITCHYARD_SAMPLE_' });
   if (env.SWITCHYARD_DEMO_TRAFFIC === '0')
     return { ...config, traffic: { ...config.traffic, enabled: false } };
   return config;

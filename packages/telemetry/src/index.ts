@@ -26,9 +26,14 @@ export {
 } from './http-metrics.ts';
 export { type Drainable, handleShutdownSignals, type ShutdownOptions } from './lifecycle.ts';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
+export { type ExternalMetric, type ReferenceSection, renderMetricsReference } from './metrics-reference.ts';
 export { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';
 export type { OtlpPushConfig } from './otlp-push.ts';
-export { PROCESS_METRICS_SCOPES } from './process-metrics.ts';
+export {
+  PROCESS_METRICS,
+  PROCESS_METRICS_SCOPES,
+  type ProcessMetricDescription,
+} from './process-metrics.ts';
 export { PROMETHEUS_CONTENT_TYPE, serializePrometheus } from './prometheus-serializer.ts';
 export {
   type CatalogHandles,

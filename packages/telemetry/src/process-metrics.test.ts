@@ -10,7 +10,13 @@ import {
   MetricReader,
   type MetricReaderOptions,
 } from '@opentelemetry/sdk-metrics';
-import { PROCESS_METRICS_SCOPES, type ProcessMetrics, startProcessMetrics } from './process-metrics.ts';
+import {
+  PROCESS_METRICS,
+  PROCESS_METRICS_SCOPES,
+  type ProcessMetricDescription,
+  type ProcessMetrics,
+  startProcessMetrics,
+} from './process-metrics.ts';
 
 class ManualReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
@@ -104,7 +110,7 @@ function burnCpu(durationMs: number): void {
   while (performance.now() < until);
 }
 
-type PointKind = 'counter' | 'up-down counter' | 'gauge' | 'histogram' | 'exponential histogram';
+type PointKind = ProcessMetricDescription['kind'] | 'exponential histogram';
 
 interface ExpectedMetric {
   readonly scope: string;
@@ -114,65 +120,9 @@ interface ExpectedMetric {
   readonly attributeKeys: readonly string[];
 }
 
-const HOST = '@opentelemetry/host-metrics';
-const RUNTIME = '@opentelemetry/instrumentation-runtime-node';
-
-const delayGauge = (name: string): ExpectedMetric => ({
-  scope: RUNTIME,
-  name,
-  unit: 's',
-  kind: 'gauge',
-  attributeKeys: [],
-});
-
-const heapSpaceMetric = (name: string, kind: PointKind): ExpectedMetric => ({
-  scope: RUNTIME,
-  name,
-  unit: 'By',
-  kind,
-  attributeKeys: ['v8js.heap.space.name'],
-});
-
-// What the pinned packages produce. host-metrics 0.39.0 gives process.cpu.utilization and
-// process.memory.usage no unit (semantic conventions say `1` and `By`).
-const EXPECTED_METRICS: readonly ExpectedMetric[] = [
-  { scope: HOST, name: 'process.cpu.time', unit: 's', kind: 'counter', attributeKeys: ['process.cpu.state'] },
-  {
-    scope: HOST,
-    name: 'process.cpu.utilization',
-    unit: '',
-    kind: 'gauge',
-    attributeKeys: ['process.cpu.state'],
-  },
-  { scope: HOST, name: 'process.memory.usage', unit: '', kind: 'gauge', attributeKeys: [] },
-  { scope: RUNTIME, name: 'nodejs.eventloop.utilization', unit: '1', kind: 'gauge', attributeKeys: [] },
-  {
-    scope: RUNTIME,
-    name: 'nodejs.eventloop.time',
-    unit: 's',
-    kind: 'counter',
-    attributeKeys: ['nodejs.eventloop.state'],
-  },
-  delayGauge('nodejs.eventloop.delay.min'),
-  delayGauge('nodejs.eventloop.delay.max'),
-  delayGauge('nodejs.eventloop.delay.mean'),
-  delayGauge('nodejs.eventloop.delay.stddev'),
-  delayGauge('nodejs.eventloop.delay.p50'),
-  delayGauge('nodejs.eventloop.delay.p90'),
-  delayGauge('nodejs.eventloop.delay.p99'),
-  { scope: RUNTIME, name: 'v8js.gc.duration', unit: 's', kind: 'histogram', attributeKeys: ['v8js.gc.type'] },
-  heapSpaceMetric('v8js.memory.heap.space.size', 'up-down counter'),
-  heapSpaceMetric('v8js.memory.heap.used', 'gauge'),
-  heapSpaceMetric('v8js.memory.heap.space.available_size', 'gauge'),
-  heapSpaceMetric('v8js.memory.heap.space.physical_size', 'gauge'),
-  {
-    scope: RUNTIME,
-    name: 'v8js.resource.active',
-    unit: '{resource}',
-    kind: 'gauge',
-    attributeKeys: ['v8js.resource.type'],
-  },
-];
+const EXPECTED_METRICS: readonly ExpectedMetric[] = PROCESS_METRICS.map(
+  ({ description: _, ...metric }) => metric,
+);
 
 function pointKind(metric: MetricData): PointKind {
   switch (metric.dataPointType) {

@@ -35,6 +35,118 @@ export const PROCESS_METRICS_SCOPES: readonly string[] = Object.freeze([
   RUNTIME_NODE_SCOPE,
 ]);
 
+/** What the pinned upstream packages record, for docs/metrics.md; a test checks it against a real collection. */
+export interface ProcessMetricDescription {
+  readonly scope: string;
+  readonly name: string;
+  readonly unit: string;
+  readonly kind: 'counter' | 'up-down counter' | 'gauge' | 'histogram';
+  readonly attributeKeys: readonly string[];
+  readonly description: string;
+}
+
+const delayGauge = (statistic: string): ProcessMetricDescription => ({
+  scope: RUNTIME_NODE_SCOPE,
+  name: `nodejs.eventloop.delay.${statistic}`,
+  unit: 's',
+  kind: 'gauge',
+  attributeKeys: [],
+  description: `Event-loop delay ${statistic} since the previous collection (an idle loop reads about 0.010 s: the sampling timer).`,
+});
+
+const heapSpaceMetric = (
+  name: string,
+  kind: ProcessMetricDescription['kind'],
+  description: string,
+): ProcessMetricDescription => ({
+  scope: RUNTIME_NODE_SCOPE,
+  name,
+  unit: 'By',
+  kind,
+  attributeKeys: ['v8js.heap.space.name'],
+  description,
+});
+
+// host-metrics 0.39.0 gives process.cpu.utilization and process.memory.usage no unit (semantic
+// conventions say `1` and `By`), so neither gets a unit suffix on either path.
+export const PROCESS_METRICS: readonly ProcessMetricDescription[] = Object.freeze([
+  {
+    scope: HOST_METRICS_SCOPE,
+    name: 'process.cpu.time',
+    unit: 's',
+    kind: 'counter',
+    attributeKeys: ['process.cpu.state'],
+    description: 'CPU time used by the process, by state (user, system).',
+  },
+  {
+    scope: HOST_METRICS_SCOPE,
+    name: 'process.cpu.utilization',
+    unit: '',
+    kind: 'gauge',
+    attributeKeys: ['process.cpu.state'],
+    description: 'Share of one CPU used since the previous collection, by state.',
+  },
+  {
+    scope: HOST_METRICS_SCOPE,
+    name: 'process.memory.usage',
+    unit: '',
+    kind: 'gauge',
+    attributeKeys: [],
+    description: 'Resident set size of the process, in bytes.',
+  },
+  {
+    scope: RUNTIME_NODE_SCOPE,
+    name: 'nodejs.eventloop.utilization',
+    unit: '1',
+    kind: 'gauge',
+    attributeKeys: [],
+    description: 'Event-loop utilization since the previous collection.',
+  },
+  {
+    scope: RUNTIME_NODE_SCOPE,
+    name: 'nodejs.eventloop.time',
+    unit: 's',
+    kind: 'counter',
+    attributeKeys: ['nodejs.eventloop.state'],
+    description: 'Time the event loop spent active and idle.',
+  },
+  delayGauge('min'),
+  delayGauge('max'),
+  delayGauge('mean'),
+  delayGauge('stddev'),
+  delayGauge('p50'),
+  delayGauge('p90'),
+  delayGauge('p99'),
+  {
+    scope: RUNTIME_NODE_SCOPE,
+    name: 'v8js.gc.duration',
+    unit: 's',
+    kind: 'histogram',
+    attributeKeys: ['v8js.gc.type'],
+    description: 'Garbage-collection pauses, by kind (minor, major, incremental, weakcb).',
+  },
+  heapSpaceMetric('v8js.memory.heap.space.size', 'up-down counter', 'Size of each V8 heap space.'),
+  heapSpaceMetric('v8js.memory.heap.used', 'gauge', 'Bytes used in each V8 heap space.'),
+  heapSpaceMetric(
+    'v8js.memory.heap.space.available_size',
+    'gauge',
+    'Bytes still available in each V8 heap space.',
+  ),
+  heapSpaceMetric(
+    'v8js.memory.heap.space.physical_size',
+    'gauge',
+    'Physical memory committed to each V8 heap space.',
+  ),
+  {
+    scope: RUNTIME_NODE_SCOPE,
+    name: 'v8js.resource.active',
+    unit: '{resource}',
+    kind: 'gauge',
+    attributeKeys: ['v8js.resource.type'],
+    description: 'Active libuv resources (timers, sockets, servers) by type.',
+  },
+]);
+
 const HOST_METRIC_GROUPS = ['process.cpu', 'process.memory'];
 
 /**

@@ -1,0 +1,56 @@
+// Assembles docs/metrics.md from every catalog in the repository. `npm run docs:metrics` writes it;
+// test/metrics-docs.test.ts fails when the committed file differs.
+import { sampleCatalog } from '@switchyard/sample-worker';
+import {
+  ADMIN_ROUTES,
+  type ExternalMetric,
+  httpServerCatalog,
+  PROCESS_METRICS,
+  type PrometheusMetricShape,
+  prometheusLabelName,
+  prometheusMetricName,
+  renderMetricsReference,
+  telemetryCatalog,
+} from '@switchyard/telemetry';
+
+const SHAPES = {
+  counter: 'monotonic_counter',
+  'up-down counter': 'non_monotonic_counter',
+  gauge: 'gauge',
+  histogram: 'histogram',
+} as const satisfies Record<string, PrometheusMetricShape>;
+
+function processMetrics(): ExternalMetric[] {
+  return PROCESS_METRICS.map((metric) => ({
+    otelName: metric.name,
+    prometheusName: prometheusMetricName(metric.name, metric.unit, SHAPES[metric.kind]),
+    prometheusType:
+      metric.kind === 'counter' ? 'counter' : metric.kind === 'histogram' ? 'histogram' : 'gauge',
+    unit: metric.unit,
+    labels: metric.attributeKeys.map(prometheusLabelName),
+    description: metric.description,
+  }));
+}
+
+export function renderRepositoryMetricsReference(): string {
+  return renderMetricsReference(
+    [
+      {
+        title: 'Sample worker (`switchyard_sample_`)',
+        intro: 'The instrumented TCP echo worker that `npm start` runs until the real workers land.',
+        instruments: sampleCatalog.instruments,
+      },
+      {
+        title: 'Telemetry pipeline (`switchyard_telemetry_`), every worker',
+        intro: 'The OTLP push path counting its own exports. All zero while push is off.',
+        instruments: telemetryCatalog.instruments,
+      },
+      {
+        title: 'HTTP server (semantic conventions), every worker',
+        intro: `Every HTTP surface a worker serves. Routes listed are the admin server's (${ADMIN_ROUTES.join(', ')}); a worker with an HTTP data plane adds its own.`,
+        instruments: httpServerCatalog([...ADMIN_ROUTES]).instruments,
+      },
+    ],
+    processMetrics(),
+  );
+}
