@@ -18,7 +18,10 @@ export class CatalogRuleError extends SwitchyardError {
   readonly rule: string;
 
   constructor(instrument: string, rule: string, detail: string) {
-    super('SWY_ERR_CATALOG_RULE', `metric catalog: instrument "${instrument}" breaks rule ${rule}: ${detail}`);
+    super(
+      'SWY_ERR_CATALOG_RULE',
+      `metric catalog: instrument "${instrument}" breaks rule ${rule}: ${detail}`,
+    );
     this.instrument = instrument;
     this.rule = rule;
   }
