@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Drainable, Logger, Telemetry } from '@switchyard/telemetry';
+import { type Drainable, ListenError, type Logger, type Telemetry } from '@switchyard/telemetry';
 import type { sampleCatalog } from './metrics.ts';
 
 type SampleTelemetry = Telemetry<(typeof sampleCatalog)['declaration']>;
@@ -49,9 +49,11 @@ export class EchoServer implements Drainable {
 
   async listen(): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
+      const failed = (error: NodeJS.ErrnoException) =>
+        reject(new ListenError('echo listener', `${this.#options.host}:${this.#options.port}`, error));
+      this.#server.once('error', failed);
       this.#server.listen(this.#options.port, this.#options.host, () => {
-        this.#server.off('error', reject);
+        this.#server.off('error', failed);
         resolve();
       });
     });

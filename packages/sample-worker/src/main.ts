@@ -1,5 +1,11 @@
 #!/usr/bin/env node
-import { createLogger, handleShutdownSignals, SwitchyardError, startTelemetry } from '@switchyard/telemetry';
+import {
+  createLogger,
+  handleShutdownSignals,
+  type Logger,
+  SwitchyardError,
+  startTelemetry,
+} from '@switchyard/telemetry';
 import { readSampleConfig } from './config.ts';
 import { EchoServer } from './echo-server.ts';
 import { sampleCatalog } from './metrics.ts';
@@ -7,18 +13,8 @@ import { TrafficGenerator } from './traffic.ts';
 
 const SERVICE_VERSION = '0.1.0';
 
-async function main(): Promise<void> {
-  const logger = createLogger({ name: 'switchyard-sample-worker', env: process.env });
-  let config: ReturnType<typeof readSampleConfig>;
-  try {
-    config = readSampleConfig(process.argv.slice(2), process.env);
-  } catch (error) {
-    if (!(error instanceof SwitchyardError)) throw error;
-    logger.error(error.message, { code: error.code });
-    process.exitCode = 2;
-    return;
-  }
-
+async function main(logger: Logger): Promise<void> {
+  const config = readSampleConfig(process.argv.slice(2), process.env);
   const telemetry = await startTelemetry({
     serviceName: 'switchyard-sample-worker',
     serviceVersion: SERVICE_VERSION,
@@ -65,7 +61,13 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
+const logger = createLogger({ name: 'switchyard-sample-worker', env: process.env });
+main(logger).catch((error: unknown) => {
+  // A bad config, a bad OTEL_* variable, a port in use: one clear line, exit code 2.
+  if (error instanceof SwitchyardError) {
+    logger.error(error.message, { code: error.code });
+    process.exit(2);
+  }
+  logger.error('sample worker failed', { error });
   process.exit(1);
 });

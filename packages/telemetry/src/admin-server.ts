@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ListenError } from './errors.ts';
 import { type HttpServerHandles, instrumentHttpServer, type RouteClassifier } from './http-metrics.ts';
 import type { Logger } from './logger.ts';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus-serializer.ts';
@@ -47,9 +48,11 @@ export class AdminServer {
   /** Binds the address; resolves with the bound port (useful with port 0 in tests). */
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
+      const failed = (error: NodeJS.ErrnoException) =>
+        reject(new ListenError('admin server', `${this.#options.host}:${this.#options.port}`, error));
+      this.#server.once('error', failed);
       this.#server.listen(this.#options.port, this.#options.host, () => {
-        this.#server.off('error', reject);
+        this.#server.off('error', failed);
         resolve();
       });
     });

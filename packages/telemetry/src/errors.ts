@@ -36,3 +36,14 @@ export class ConfigError extends SwitchyardError {
     this.field = field;
   }
 }
+
+/** A server could not bind its address (in use, not permitted, not local). */
+export class ListenError extends SwitchyardError {
+  constructor(what: string, address: string, cause: NodeJS.ErrnoException) {
+    super(
+      'SWY_ERR_LISTEN',
+      `${what} cannot listen on ${address}: ${cause.code ?? cause.message}; pick another address or port in the config`,
+      { cause },
+    );
+  }
+}

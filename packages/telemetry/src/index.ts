@@ -14,7 +14,7 @@ export {
   SECONDS_BUCKETS,
 } from './catalog.ts';
 export { byteSize, durationMs, hostPort, type LoadConfigOptions, loadConfig, port } from './config.ts';
-export { CatalogRuleError, ConfigError, SwitchyardError } from './errors.ts';
+export { CatalogRuleError, ConfigError, ListenError, SwitchyardError } from './errors.ts';
 export {
   createRouteClassifier,
   HTTP_METHODS,
