@@ -62,7 +62,11 @@ func main() {
 func run(in io.Reader, out io.Writer) (err error) {
 	metricNamer := otlptranslator.NewMetricNamer("", strategy)
 	labelNamer := otlptranslator.LabelNamer{
-		UTF8Allowed:                 !strategy.ShouldEscape(),
+		UTF8Allowed: !strategy.ShouldEscape(),
+		// The Collector's exporters and Prometheus itself keep the "key" prefix for labels that
+		// start with one underscore when escaping (deprecated in otlptranslator, still the default
+		// behaviour of those callers).
+		UnderscoreLabelSanitization: strategy.ShouldEscape(), //nolint:staticcheck
 		PreserveMultipleUnderscores: true,
 	}
 	decoder := json.NewDecoder(bufio.NewReader(in))
