@@ -5,7 +5,12 @@ import { pathToFileURL } from 'node:url';
 
 export const MINIMUM_NODE_MAJOR = 24;
 
-/** Why `version` (as `process.version`) cannot run this repository, or undefined when it can. */
+/**
+ * Why `version` (as `process.version`) cannot run this repository, or undefined when it can.
+ * @param {string} version
+ * @param {string} execPath
+ * @returns {string | undefined}
+ */
 export function nodeVersionProblem(version, execPath) {
   const major = Number(version.replace(/^v/, '').split('.')[0]);
   if (major >= MINIMUM_NODE_MAJOR) return undefined;

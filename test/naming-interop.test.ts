@@ -61,9 +61,9 @@ test('the process metrics get the same Prometheus names from us and from otlptra
     type: kinds[metric.kind],
   }));
   const oracle = await translateWithOtlpTranslator(items);
-  items.forEach((item, i) =>
-    assert.equal(prometheusMetricName(item.name, item.unit, item.type), oracle[i]?.metric),
-  );
+  for (const [i, item] of items.entries()) {
+    assert.equal(prometheusMetricName(item.name, item.unit, item.type), oracle[i]?.metric, item.name);
+  }
 });
 
 test('for arbitrary names, units and shapes our translation agrees with otlptranslator', async () => {
