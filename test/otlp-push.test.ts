@@ -201,3 +201,60 @@ describe('OTLP push when the Collector answers UNAVAILABLE and then recovers', (
     }
   });
 });
+
+describe('OTLP push honours the standard exporter knobs', () => {
+  test('OTEL_EXPORTER_OTLP_* headers, compression and delta temporality reach the Collector', async () => {
+    const receiver = await OtlpReceiver.start({ waitTimeoutMs: 15_000 });
+    const worker = await startSampleWorker({
+      SWITCHYARD_DEMO_TRAFFIC: '0',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: receiver.url,
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-scope-orgid=tenant-a,authorization=Bearer%20t0ken',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip',
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
+    });
+    try {
+      const first = await nextExport(receiver);
+      assert.deepEqual(first.metadata['x-scope-orgid'], ['tenant-a']);
+      assert.deepEqual(first.metadata.authorization, ['Bearer t0ken']);
+      assert.equal(first.requestEncoding, 'gzip');
+      await echoOnce(worker.echoPort, Buffer.alloc(300, 1));
+      // With delta temporality each export carries only what happened since the previous one:
+      // the 300 bytes appear in exactly one export, and the sum over exports is exact.
+      let received = 0;
+      while (received < 300) {
+        const pushed = pushedMetrics((await nextExport(receiver)).request).get('switchyard.sample.bytes');
+        assert.equal(pushed?.temporality, 'AGGREGATION_TEMPORALITY_DELTA');
+        received += pushed?.values.get('{"direction":"received"}') ?? 0;
+      }
+      assert.equal(received, 300);
+      const later = pushedMetrics((await nextExport(receiver)).request).get('switchyard.sample.bytes');
+      assert.equal(later?.values.get('{"direction":"received"}') ?? 0, 0);
+    } finally {
+      await worker.stop();
+      await receiver.close();
+    }
+  });
+
+  test('the config file’s otlp section wins over the environment', async () => {
+    const receiver = await OtlpReceiver.start({ waitTimeoutMs: 15_000 });
+    const worker = await startSampleWorker({
+      SWITCHYARD_DEMO_TRAFFIC: '0',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+      SWITCHYARD_SAMPLE_TELEMETRY__OTLP__ENDPOINT: receiver.url,
+      SWITCHYARD_SAMPLE_TELEMETRY__OTLP__INTERVAL_MS: '200ms',
+      SWITCHYARD_SAMPLE_TELEMETRY__OTLP__HEADERS: '{"x-from-config":"yes"}',
+      SWITCHYARD_SAMPLE_TELEMETRY__OTLP__TEMPORALITY: 'cumulative',
+      OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
+    });
+    try {
+      const received = await nextExport(receiver);
+      assert.deepEqual(received.metadata['x-from-config'], ['yes']);
+      const bytes = pushedMetrics(received.request).get('switchyard.sample.bytes');
+      assert.equal(bytes?.temporality, 'AGGREGATION_TEMPORALITY_CUMULATIVE');
+    } finally {
+      await worker.stop();
+      await receiver.close();
+    }
+  });
+});

@@ -69,7 +69,7 @@ export interface Telemetry<D extends CatalogDeclaration> {
   shutdown(): Promise<void>;
 }
 
-function cardinalityViews(instruments: readonly ResolvedInstrument[]): ViewOptions[] {
+export function cardinalityViews(instruments: readonly ResolvedInstrument[]): ViewOptions[] {
   // A backstop behind the `other` bucketing: one more than the declared bound, so that only a bug
   // can reach the SDK's overflow series (otel_metric_overflow="true", docs/telemetry.md).
   return instruments.map((instrument) => ({
