@@ -1,14 +1,9 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { PrometheusMetricShape } from '@switchyard/telemetry';
+import { runTool } from './run-tool.ts';
 
 /** The OTLP instrument kinds as otlptranslator tells them apart (a sum is a counter, monotonic or not). */
-export type OtlpMetricType =
-  | 'monotonic_counter'
-  | 'non_monotonic_counter'
-  | 'gauge'
-  | 'histogram'
-  | 'exponential_histogram'
-  | 'summary';
+export type OtlpMetricType = PrometheusMetricShape;
 
 export interface OtlpMetricDescription {
   /** OpenTelemetry instrument name, e.g. `http.server.request.duration`. */
@@ -44,7 +39,7 @@ export async function translateWithOtlpTranslator(
   items: readonly OtlpMetricDescription[],
 ): Promise<PrometheusNames[]> {
   const input = items.map((item) => `${JSON.stringify({ ...item, labels: item.labels ?? [] })}\n`).join('');
-  const stdout = await runTool(input);
+  const stdout = await runOtlpNames(input);
   const lines = stdout.split('\n').filter((line) => line.length > 0);
   if (lines.length !== items.length) {
     throw new Error(
@@ -62,37 +57,10 @@ export async function translateWithOtlpTranslator(
   });
 }
 
-function runTool(input: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(otlpNamesBinary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'EACCES') {
-        reject(
-          new Error(`the otlpnames tool is missing at ${otlpNamesBinary}: run scripts/build-go-tools.sh`),
-        );
-        return;
-      }
-      reject(error);
-    });
-    child.on('close', (exitCode, signal) => {
-      if (exitCode !== 0) {
-        reject(
-          new Error(`${otlpNamesBinary} failed (exit code ${exitCode}, signal ${signal}): ${stderr.trim()}`),
-        );
-        return;
-      }
-      resolve(stdout);
-    });
-    // The tool stops reading at the first malformed line; its exit status carries that error.
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
+async function runOtlpNames(input: string): Promise<string> {
+  const run = await runTool(otlpNamesBinary, [], input, 'run scripts/build-go-tools.sh');
+  if (run.exitCode !== 0) {
+    throw new Error(`${otlpNamesBinary} failed (exit code ${run.exitCode}): ${run.stderr.trim()}`);
+  }
+  return run.stdout;
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runTool, type ToolRun } from './run-tool.ts';
 
 /** What promtool said about an input: `ok` is its exit status 0, `problems` its complaints, one a line. */
 export interface PromtoolVerdict {
@@ -6,12 +6,6 @@ export interface PromtoolVerdict {
   problems: string[];
   /** Everything promtool printed, stdout then stderr, for assertion messages. */
   output: string;
-}
-
-interface PromtoolRun {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
 }
 
 /**
@@ -32,7 +26,7 @@ export async function testRules(testFile: string): Promise<PromtoolVerdict> {
   return verdict(await runPromtool(['test', 'rules', testFile]));
 }
 
-function verdict(run: PromtoolRun): PromtoolVerdict {
+function verdict(run: ToolRun): PromtoolVerdict {
   const problems = run.stderr
     .split('\n')
     .map((line) => line.trim())
@@ -40,38 +34,11 @@ function verdict(run: PromtoolRun): PromtoolVerdict {
   return { ok: run.exitCode === 0, problems, output: `${run.stdout}${run.stderr}` };
 }
 
-function runPromtool(args: string[], stdin = ''): Promise<PromtoolRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') {
-        reject(
-          new Error(
-            "promtool is not on PATH: run scripts/ensure-test-deps.sh (it installs Debian's prometheus package)",
-          ),
-        );
-        return;
-      }
-      reject(error);
-    });
-    child.on('close', (exitCode, signal) => {
-      if (exitCode === null) {
-        reject(new Error(`promtool ${args.join(' ')} was killed by ${signal}; stderr: ${stderr}`));
-        return;
-      }
-      resolve({ exitCode, stdout, stderr });
-    });
-    // promtool may exit before reading all of stdin (e.g. on the first parse error); that EPIPE is
-    // not a failure of ours, its verdict arrives through the exit status.
-    child.stdin.on('error', () => {});
-    child.stdin.end(stdin);
-  });
+function runPromtool(args: string[], stdin = ''): Promise<ToolRun> {
+  return runTool(
+    'promtool',
+    args,
+    stdin,
+    "run scripts/ensure-test-deps.sh (it installs Debian's prometheus package)",
+  );
 }

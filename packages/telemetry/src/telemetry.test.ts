@@ -116,3 +116,31 @@ test('a worker catalog clashing with the pipeline’s own instruments is refused
     (error: unknown) => error instanceof CatalogRuleError && error.rule.startsWith('N12'),
   );
 });
+
+test('a second startTelemetry while one runs is refused: one MeterProvider per process', async () => {
+  const first = await startTelemetry({
+    serviceName: 'demo',
+    serviceVersion: '0',
+    catalog,
+    settings,
+    logger: quiet,
+    env: {},
+  });
+  try {
+    await assert.rejects(
+      startTelemetry({ serviceName: 'demo', serviceVersion: '0', catalog, settings, logger: quiet, env: {} }),
+      /called twice: a process has one MeterProvider/,
+    );
+  } finally {
+    await first.shutdown();
+  }
+  const again = await startTelemetry({
+    serviceName: 'demo',
+    serviceVersion: '0',
+    catalog,
+    settings,
+    logger: quiet,
+    env: {},
+  });
+  await again.shutdown();
+});

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { createNoopMeter, type Meter } from '@opentelemetry/api';
+import { createNoopMeter, type Meter, metrics as metricsApi } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
 import { type IMetricReader, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
@@ -10,6 +10,7 @@ import {
   type CatalogDeclaration,
   type ResolvedInstrument,
 } from './catalog.ts';
+import { SwitchyardError } from './errors.ts';
 import type { HttpServerHandles } from './http-metrics.ts';
 import { httpServerCatalog, type RouteClassifier, registerHttpServerMetrics } from './http-metrics.ts';
 import type { Logger } from './logger.ts';
@@ -86,6 +87,27 @@ export function cardinalityViews(instruments: readonly ResolvedInstrument[]): Vi
 export async function startTelemetry<D extends CatalogDeclaration>(
   options: TelemetryOptions<D>,
 ): Promise<Telemetry<D>> {
+  if (liveTelemetry) {
+    throw new SwitchyardError(
+      'SWY_ERR_TELEMETRY_RUNNING',
+      'startTelemetry was called twice: a process has one MeterProvider; share the first Telemetry object (or shut it down first)',
+    );
+  }
+  liveTelemetry = true;
+  try {
+    return await buildTelemetry(options);
+  } catch (error) {
+    liveTelemetry = false;
+    throw error;
+  }
+}
+
+/** Whether a Telemetry is running in this process: one MeterProvider per process. */
+let liveTelemetry = false;
+
+async function buildTelemetry<D extends CatalogDeclaration>(
+  options: TelemetryOptions<D>,
+): Promise<Telemetry<D>> {
   const env = options.env ?? process.env;
   const otelEnv = readOtelEnvironment(env);
   const { settings, logger } = options;
@@ -132,6 +154,8 @@ export async function startTelemetry<D extends CatalogDeclaration>(
     }
     provider = new MeterProvider({ resource, views: cardinalityViews(instruments), readers });
     meter = provider.getMeter(`@switchyard/${options.serviceName}`, options.serviceVersion);
+    // Libraries instrumented with @opentelemetry/api record into the same provider.
+    metricsApi.setGlobalMeterProvider(provider);
     if (settings.processMetrics) processMetrics = startProcessMetrics(provider);
   }
   telemetryHandles = registerCatalog(meter, telemetryCatalog);
@@ -176,6 +200,8 @@ export async function startTelemetry<D extends CatalogDeclaration>(
         logger.warn('metrics provider shutdown failed', { error });
       }
       await admin.close();
+      if (provider !== undefined) metricsApi.disable();
+      liveTelemetry = false;
     },
   };
 }
