@@ -37,6 +37,7 @@ export {
 export { PROMETHEUS_CONTENT_TYPE, serializePrometheus } from './prometheus-serializer.ts';
 export {
   type CatalogHandles,
+  type CollectHook,
   type CountCell,
   type CountFamily,
   type GaugeCell,

@@ -124,3 +124,20 @@ test('thousands of distinct raw values keep the series count within the declared
     { numRuns: 5 },
   );
 });
+
+test('collect hooks run before the cells are read, at every collection', async () => {
+  const { handles, collect } = setup();
+  let socketBytes = 0;
+  let counted = 0;
+  const cell = handles.connections.cell({ listener: 'public', result: 'ok' });
+  handles.connections.onCollect(() => {
+    cell.add(socketBytes - counted);
+    counted = socketBytes;
+  });
+  socketBytes = 1234;
+  let connections = new Map(points(await collect('switchyard.sample.connections')));
+  assert.equal(connections.get('{"listener":"public","result":"ok"}'), 1234);
+  socketBytes = 2000;
+  connections = new Map(points(await collect('switchyard.sample.connections')));
+  assert.equal(connections.get('{"listener":"public","result":"ok"}'), 2000);
+});

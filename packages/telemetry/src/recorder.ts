@@ -40,13 +40,24 @@ type AttributeArgument<K extends string> = [K] extends [never]
   ? []
   : [attributes: Readonly<Record<K, string>>];
 
+/**
+ * Runs when a reader collects, just before the cells are read: the place to bring cells up to date
+ * from state the data path keeps anyway (a socket's `bytesRead`, a queue's length), so that the
+ * data path itself does nothing per event.
+ */
+export type CollectHook = () => void;
+
 export interface CountFamily<K extends string> {
   /** The series for an attribute set; resolve it once and keep it on the hot path. */
   cell(...attributes: AttributeArgument<K>): CountCell;
+  /** Adds a hook run before this instrument's cells are read at each collection. */
+  onCollect(hook: CollectHook): void;
 }
 
 export interface GaugeFamily<K extends string> {
   cell(...attributes: AttributeArgument<K>): GaugeCell;
+  /** Adds a hook run before this instrument's cells are read at each collection. */
+  onCollect(hook: CollectHook): void;
 }
 
 export interface HistogramFamily<K extends string> {
@@ -130,9 +141,19 @@ class SeriesTable<S> {
   }
 }
 
-function observeTable(table: SeriesTable<{ value: number }>) {
+function observeTable(table: SeriesTable<{ value: number }>, hooks: readonly CollectHook[]) {
   return (result: ObservableResult) => {
+    for (const hook of hooks) hook();
     for (const { attributes, series } of table.entries()) result.observe(series.value, attributes);
+  };
+}
+
+function cellFamily<C>(table: SeriesTable<C>, hooks: CollectHook[]) {
+  return {
+    cell: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
+    onCollect: (hook: CollectHook) => {
+      hooks.push(hook);
+    },
   };
 }
 
@@ -147,14 +168,16 @@ function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unkno
         instrument.kind === 'counter'
           ? meter.createObservableCounter(instrument.otelName, options)
           : meter.createObservableUpDownCounter(instrument.otelName, options);
-      observable.addCallback(observeTable(table));
-      return { cell: (attributes?: Readonly<Record<string, string>>) => table.get(attributes) };
+      const hooks: CollectHook[] = [];
+      observable.addCallback(observeTable(table, hooks));
+      return cellFamily(table, hooks);
     }
     case 'gauge': {
       const table = new SeriesTable<GaugeCell>(instrument, () => new Gauge());
       table.preinitialise();
-      meter.createObservableGauge(instrument.otelName, options).addCallback(observeTable(table));
-      return { cell: (attributes?: Readonly<Record<string, string>>) => table.get(attributes) };
+      const hooks: CollectHook[] = [];
+      meter.createObservableGauge(instrument.otelName, options).addCallback(observeTable(table, hooks));
+      return cellFamily(table, hooks);
     }
     case 'histogram': {
       const histogram: Histogram = meter.createHistogram(instrument.otelName, {
