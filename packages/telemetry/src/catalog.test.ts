@@ -189,3 +189,48 @@ test('rejects two instruments that become one Prometheus name', () => {
     'N12',
   );
 });
+
+test('configured attributes take no values and are bounded by the catalog configuredLimit', () => {
+  const catalog = defineCatalog({
+    namespace: 'switchyard.proxy',
+    configuredLimit: 100,
+    instruments: {
+      dial_failures: {
+        kind: 'counter',
+        unit: '{dial}',
+        description: 'x',
+        attributes: {
+          pool: { description: 'x', configured: true },
+          reason: { description: 'x', values: ['timeout', 'refused'] },
+        },
+      },
+    },
+  });
+  assert.equal(catalog.instruments[0]?.maxSeries, 101 * 3);
+  assert.equal(catalog.instruments[0]?.configuredLimit, 100);
+  assertRule(
+    single('connections', {
+      ...counter,
+      attributes: { pool: { description: 'x', configured: true, values: ['a'] } },
+    }),
+    'switchyard.proxy.connections',
+    'N9',
+  );
+  assertRule(
+    {
+      namespace: 'switchyard.proxy',
+      configuredLimit: 1000,
+      instruments: {
+        connections: {
+          ...counter,
+          attributes: {
+            pool: { description: 'x', configured: true },
+            reason: { description: 'x', values: ['a', 'b'] },
+          },
+        },
+      },
+    },
+    'switchyard.proxy.connections',
+    'N11',
+  );
+});

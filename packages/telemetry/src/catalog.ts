@@ -24,7 +24,13 @@ export interface AttributeDeclaration {
    * The closed set of values. A value outside it is recorded as `other`; list `other` here too
    * when its series should exist from the start.
    */
-  readonly values: readonly string[];
+  readonly values?: readonly string[];
+  /**
+   * The values are names from the worker's config (pool, upstream, listener names), registered
+   * at run time with `family.register(...)`; bounded by the catalog's `configuredLimit`. Never
+   * addresses or keys.
+   */
+  readonly configured?: true;
 }
 
 export interface InstrumentDeclaration {
@@ -45,6 +51,11 @@ export interface CatalogDeclaration {
    */
   readonly namespace: string;
   readonly semanticConventions?: boolean;
+  /**
+   * Most combinations of configured attribute values (e.g. pool x upstream pairs) one instrument
+   * may register (rule N11). Default 256. The worker's config validation keeps within it.
+   */
+  readonly configuredLimit?: number;
   readonly instruments: Readonly<Record<string, InstrumentDeclaration>>;
 }
 
@@ -52,8 +63,10 @@ export interface ResolvedAttribute {
   readonly key: string;
   readonly labelName: string;
   readonly description: string;
-  /** Declared values; `other` is the implicit bucket for anything else. */
+  /** Declared values (empty when configured); `other` is the implicit bucket for anything else. */
   readonly values: readonly string[];
+  /** Values are configured names registered at run time. */
+  readonly configured: boolean;
 }
 
 export interface ResolvedInstrument {
@@ -68,8 +81,10 @@ export interface ResolvedInstrument {
   /** Prometheus family name on both the pull and the push path. */
   readonly prometheusName: string;
   readonly prometheusType: 'counter' | 'gauge' | 'histogram';
-  /** Most series this instrument can have: product of (declared values + `other`). */
+  /** Most series this instrument can have: product of (declared values + `other`), times the configured limit. */
   readonly maxSeries: number;
+  /** Most registered combinations of configured values (0 without configured attributes). */
+  readonly configuredLimit: number;
 }
 
 export interface Catalog<D extends CatalogDeclaration = CatalogDeclaration> {
@@ -79,6 +94,7 @@ export interface Catalog<D extends CatalogDeclaration = CatalogDeclaration> {
 }
 
 export const OTHER_VALUE = 'other';
+export const DEFAULT_CONFIGURED_LIMIT = 256;
 
 const SEGMENT = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
 const ATTRIBUTE_KEY = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
@@ -302,7 +318,20 @@ function resolveAttributes(otelName: string, declared: InstrumentDeclaration): R
       );
     }
     labelNames.add(labelName);
-    const values = attribute.values;
+    if (attribute.configured === true) {
+      if (attribute.values !== undefined) {
+        throw new CatalogRuleError(
+          otelName,
+          'N9 (closed value sets)',
+          `attribute "${key}" is configured: it takes no "values"`,
+        );
+      }
+      resolved.push(
+        Object.freeze({ key, labelName, description: attribute.description, values: [], configured: true }),
+      );
+      continue;
+    }
+    const values = attribute.values ?? [];
     const unique = new Set(values);
     const bad = values.find((value) => value === '' || value.length > MAX_VALUE_LENGTH);
     if (values.length === 0 || unique.size !== values.length || bad !== undefined) {
@@ -325,6 +354,7 @@ function resolveAttributes(otelName: string, declared: InstrumentDeclaration): R
         labelName,
         description: attribute.description,
         values: Object.freeze([...values]),
+        configured: false,
       }),
     );
   }
@@ -335,6 +365,7 @@ function resolveInstrument(
   namespace: string,
   key: string,
   declared: InstrumentDeclaration,
+  configuredLimit: number,
 ): ResolvedInstrument {
   const otelName = namespace === '' ? key : `${namespace}.${key}`;
   checkName(otelName, declared);
@@ -344,16 +375,20 @@ function resolveInstrument(
     throw new CatalogRuleError(otelName, 'N10 (documented)', 'every instrument needs a description');
   }
   const attributes = resolveAttributes(otelName, declared);
+  const hasConfigured = attributes.some((attribute) => attribute.configured);
+  // Configured combinations are registered as tuples (pool, upstream), plus one all-`other` tuple.
   const maxSeries = attributes.reduce(
     (product, attribute) =>
-      product * (attribute.values.length + (attribute.values.includes(OTHER_VALUE) ? 0 : 1)),
-    1,
+      attribute.configured
+        ? product
+        : product * (attribute.values.length + (attribute.values.includes(OTHER_VALUE) ? 0 : 1)),
+    hasConfigured ? configuredLimit + 1 : 1,
   );
   if (maxSeries > MAX_SERIES_PER_INSTRUMENT) {
     throw new CatalogRuleError(
       otelName,
       'N11 (bounded cardinality)',
-      `its attributes allow ${maxSeries} series (values + "other", multiplied); at most ${MAX_SERIES_PER_INSTRUMENT}`,
+      `its attributes allow ${maxSeries} series (values + "other", multiplied${hasConfigured ? `, times ${configuredLimit + 1} configured combinations` : ''}); at most ${MAX_SERIES_PER_INSTRUMENT}`,
     );
   }
   return Object.freeze({
@@ -367,6 +402,7 @@ function resolveInstrument(
     prometheusName: prometheusMetricName(otelName, declared.unit, shapeOf(declared.kind)),
     prometheusType: prometheusTypeOf(declared.kind),
     maxSeries,
+    configuredLimit: hasConfigured ? configuredLimit : 0,
   });
 }
 
@@ -377,8 +413,16 @@ function resolveInstrument(
 export function defineCatalog<const D extends CatalogDeclaration>(declaration: D): Catalog<D> {
   checkNamespace(declaration);
   const namespace = declaration.semanticConventions ? '' : declaration.namespace;
+  const configuredLimit = declaration.configuredLimit ?? DEFAULT_CONFIGURED_LIMIT;
+  if (!Number.isInteger(configuredLimit) || configuredLimit < 1) {
+    throw new CatalogRuleError(
+      declaration.namespace,
+      'N11 (bounded cardinality)',
+      'configuredLimit must be a positive integer',
+    );
+  }
   const instruments = Object.entries(declaration.instruments).map(([key, declared]) =>
-    resolveInstrument(namespace, key, declared),
+    resolveInstrument(namespace, key, declared, configuredLimit),
   );
   assertUniqueNames(instruments);
   return Object.freeze({

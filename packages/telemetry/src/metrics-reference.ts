@@ -25,6 +25,9 @@ function labelsOf(instrument: ResolvedInstrument): string {
   if (instrument.attributes.length === 0) return '—';
   return instrument.attributes
     .map((attribute) => {
+      if (attribute.configured) {
+        return `\`${attribute.labelName}\`: configured names (at most ${instrument.configuredLimit} combinations, + \`${OTHER_VALUE}\`)`;
+      }
       const values = attribute.values.map((value) => `\`${value}\``).join(', ');
       const other = attribute.values.includes(OTHER_VALUE) ? '' : ` (+ \`${OTHER_VALUE}\`)`;
       return `\`${attribute.labelName}\`: ${values}${other}`;

@@ -141,3 +141,80 @@ test('collect hooks run before the cells are read, at every collection', async (
   connections = new Map(points(await collect('switchyard.sample.connections')));
   assert.equal(connections.get('{"listener":"public","result":"ok"}'), 2000);
 });
+
+const upstreamCatalog = defineCatalog({
+  namespace: 'switchyard.sample',
+  configuredLimit: 3,
+  instruments: {
+    dial_failures: {
+      kind: 'counter',
+      unit: '{dial}',
+      description: 'Failed dials.',
+      attributes: {
+        pool: { description: 'Configured pool name.', configured: true },
+        upstream: { description: 'Configured upstream name.', configured: true },
+        reason: { description: 'Why.', values: ['timeout', 'refused'] },
+      },
+    },
+  },
+});
+
+function setupUpstreams() {
+  const reader = new PrometheusExporter({ preventServerStart: true });
+  const provider = new MeterProvider({ readers: [reader] });
+  const handles = registerCatalog(provider.getMeter('test'), upstreamCatalog);
+  const collect = async () => {
+    const { resourceMetrics } = await reader.collect();
+    const metric = resourceMetrics.scopeMetrics[0]?.metrics[0];
+    return metric === undefined ? [] : points(metric);
+  };
+  return { handles, collect };
+}
+
+test('configured names get their series at zero when registered, and only registered pairs exist', async () => {
+  const { handles, collect } = setupUpstreams();
+  assert.deepEqual(await collect(), []);
+  handles.dial_failures.register({ pool: 'web', upstream: 'web-1' });
+  handles.dial_failures.register({ pool: 'db', upstream: 'db-1' });
+  assert.deepEqual(await collect(), [
+    ['{"pool":"db","upstream":"db-1","reason":"refused"}', 0],
+    ['{"pool":"db","upstream":"db-1","reason":"timeout"}', 0],
+    ['{"pool":"web","upstream":"web-1","reason":"refused"}', 0],
+    ['{"pool":"web","upstream":"web-1","reason":"timeout"}', 0],
+  ]);
+});
+
+test('an unregistered pair of configured names records as other, never as itself', async () => {
+  const { handles, collect } = setupUpstreams();
+  handles.dial_failures.register({ pool: 'web', upstream: 'web-1' });
+  handles.dial_failures.cell({ pool: 'web', upstream: '10.0.0.7:80', reason: 'refused' }).add();
+  handles.dial_failures.cell({ pool: 'db', upstream: 'web-1', reason: 'refused' }).add();
+  const series = new Map(await collect());
+  assert.equal(series.get('{"pool":"other","upstream":"other","reason":"refused"}'), 2);
+});
+
+test('a retired pair stops being exported and comes back with its count when registered again', async () => {
+  const { handles, collect } = setupUpstreams();
+  handles.dial_failures.register({ pool: 'web', upstream: 'web-1' });
+  const cell = handles.dial_failures.cell({ pool: 'web', upstream: 'web-1', reason: 'timeout' });
+  cell.add(5);
+  handles.dial_failures.retire({ pool: 'web', upstream: 'web-1' });
+  assert.deepEqual(await collect(), []);
+  handles.dial_failures.register({ pool: 'web', upstream: 'web-1' });
+  const series = new Map(await collect());
+  assert.equal(
+    series.get('{"pool":"web","upstream":"web-1","reason":"timeout"}'),
+    5,
+    'counters never restart',
+  );
+});
+
+test('registering more combinations than the catalog allows is refused', () => {
+  const { handles } = setupUpstreams();
+  for (const upstream of ['a', 'b', 'c']) handles.dial_failures.register({ pool: 'p', upstream });
+  assert.throws(
+    () => handles.dial_failures.register({ pool: 'p', upstream: 'd' }),
+    /more than 3 configured combinations/,
+  );
+  assert.throws(() => handles.dial_failures.register({ pool: 'p', upstream: 'other' }), /other than "other"/);
+});

@@ -1,6 +1,7 @@
 import type { Attributes, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { Catalog, CatalogDeclaration, InstrumentDeclaration, ResolvedInstrument } from './catalog.ts';
-import { OTHER_VALUE } from './catalog.ts';
+import { OTHER_VALUE, type ResolvedAttribute } from './catalog.ts';
+import { SwitchyardError } from './errors.ts';
 
 /**
  * The recording side of a catalog: the hot-path pattern of docs/telemetry.md.
@@ -47,20 +48,32 @@ type AttributeArgument<K extends string> = [K] extends [never]
  */
 export type CollectHook = () => void;
 
-export interface CountFamily<K extends string> {
+/** Registration of configured names (catalog attributes declared `configured: true`). */
+export interface ConfiguredNames {
+  /**
+   * Admits one combination of configured values, e.g. `{ pool: 'web', upstream: 'web-1' }`, and
+   * creates its series at zero (histograms: at first observation). Registering again after
+   * `retire` brings the same series back with their values: counters never restart.
+   */
+  register(attributes: Readonly<Record<string, string>>): void;
+  /** Stops exporting a combination (an upstream removed by a reload); its cells are kept. */
+  retire(attributes: Readonly<Record<string, string>>): void;
+}
+
+export interface CountFamily<K extends string> extends ConfiguredNames {
   /** The series for an attribute set; resolve it once and keep it on the hot path. */
   cell(...attributes: AttributeArgument<K>): CountCell;
   /** Adds a hook run before this instrument's cells are read at each collection. */
   onCollect(hook: CollectHook): void;
 }
 
-export interface GaugeFamily<K extends string> {
+export interface GaugeFamily<K extends string> extends ConfiguredNames {
   cell(...attributes: AttributeArgument<K>): GaugeCell;
   /** Adds a hook run before this instrument's cells are read at each collection. */
   onCollect(hook: CollectHook): void;
 }
 
-export interface HistogramFamily<K extends string> {
+export interface HistogramFamily<K extends string> extends ConfiguredNames {
   series(...attributes: AttributeArgument<K>): HistogramSeries;
 }
 
@@ -88,45 +101,121 @@ class Gauge implements GaugeCell {
   }
 }
 
-/** Maps raw attribute values onto the declared sets, and each distinct set onto one series. */
+interface SeriesEntry<S> {
+  readonly attributes: Readonly<Attributes>;
+  readonly series: S;
+  /** The configured values of this series joined, '' without configured attributes. */
+  readonly configuredId: string;
+}
+
+const SEPARATOR = '\u001f';
+
+/**
+ * Maps raw attribute values onto the declared sets, and each distinct set onto one series.
+ * Configured attributes (names from the worker's config) accept only combinations registered with
+ * `register`; any other combination records as `other` in every configured attribute.
+ */
 class SeriesTable<S> {
   readonly #instrument: ResolvedInstrument;
-  readonly #allowed: ReadonlyArray<ReadonlySet<string>>;
-  readonly #series = new Map<string, { attributes: Readonly<Attributes>; series: S }>();
+  readonly #allowed: ReadonlyArray<ReadonlySet<string> | undefined>;
+  readonly #configuredIndexes: readonly number[];
+  readonly #registered = new Map<string, { retired: boolean }>();
+  readonly #series = new Map<string, SeriesEntry<S>>();
   readonly #create: (attributes: Readonly<Attributes>) => S;
 
   constructor(instrument: ResolvedInstrument, create: (attributes: Readonly<Attributes>) => S) {
     this.#instrument = instrument;
-    this.#allowed = instrument.attributes.map((attribute) => new Set(attribute.values));
+    this.#allowed = instrument.attributes.map((attribute) =>
+      attribute.configured ? undefined : new Set(attribute.values),
+    );
+    this.#configuredIndexes = instrument.attributes.flatMap((attribute, i) =>
+      attribute.configured ? [i] : [],
+    );
     this.#create = create;
   }
 
-  /** Creates the series of every combination of declared values, so that all start at zero. */
+  /**
+   * Creates the series of every combination of declared values, so that all start at zero. With
+   * configured attributes this happens per registered combination instead.
+   */
   preinitialise(): void {
-    let combinations: string[][] = [[]];
-    for (const attribute of this.#instrument.attributes) {
-      combinations = combinations.flatMap((prefix) => attribute.values.map((value) => [...prefix, value]));
+    if (this.#configuredIndexes.length === 0) this.#createCombinations(new Map());
+  }
+
+  /** Accepts one combination of configured values (and pre-initialises its series). */
+  register(raw: Readonly<Record<string, string>>, preinitialise: boolean): void {
+    const configured = this.#configuredValues(raw);
+    const id = [...configured.values()].join(SEPARATOR);
+    const known = this.#registered.get(id);
+    if (known !== undefined) {
+      known.retired = false;
+      return;
     }
-    for (const values of combinations) this.#resolve(values);
+    if (this.#registered.size >= this.#instrument.configuredLimit) {
+      throw new SwitchyardError(
+        'SWY_ERR_CONFIGURED_LIMIT',
+        `${this.#instrument.otelName}: more than ${this.#instrument.configuredLimit} configured combinations registered; the config must stay within the catalog's configuredLimit`,
+      );
+    }
+    this.#registered.set(id, { retired: false });
+    if (preinitialise) this.#createCombinations(configured);
+  }
+
+  /** Stops exporting a registered combination's series; its cells keep their values for a re-register. */
+  retire(raw: Readonly<Record<string, string>>): void {
+    const entry = this.#registered.get([...this.#configuredValues(raw).values()].join(SEPARATOR));
+    if (entry !== undefined) entry.retired = true;
   }
 
   get(raw: Readonly<Record<string, string>> | undefined): S {
     const attributes = this.#instrument.attributes;
     const values = new Array<string>(attributes.length);
     for (let i = 0; i < attributes.length; i++) {
-      const value = raw?.[(attributes[i] as { key: string }).key];
-      values[i] =
-        value !== undefined && (this.#allowed[i] as ReadonlySet<string>).has(value) ? value : OTHER_VALUE;
+      const value = raw?.[(attributes[i] as ResolvedAttribute).key];
+      const allowed = this.#allowed[i];
+      values[i] = value !== undefined && (allowed === undefined || allowed.has(value)) ? value : OTHER_VALUE;
+    }
+    if (this.#configuredIndexes.length > 0) {
+      const id = this.#configuredIndexes.map((i) => values[i]).join(SEPARATOR);
+      if (!this.#registered.has(id)) for (const i of this.#configuredIndexes) values[i] = OTHER_VALUE;
     }
     return this.#resolve(values);
   }
 
-  entries(): IterableIterator<{ attributes: Readonly<Attributes>; series: S }> {
-    return this.#series.values();
+  *entries(): IterableIterator<SeriesEntry<S>> {
+    for (const entry of this.#series.values()) {
+      if (entry.configuredId === '' || this.#registered.get(entry.configuredId)?.retired !== true)
+        yield entry;
+    }
+  }
+
+  #configuredValues(raw: Readonly<Record<string, string>>): Map<number, string> {
+    const values = new Map<number, string>();
+    for (const i of this.#configuredIndexes) {
+      const key = (this.#instrument.attributes[i] as ResolvedAttribute).key;
+      const value = raw[key];
+      if (value === undefined || value === '' || value.length > 64 || value === OTHER_VALUE) {
+        throw new SwitchyardError(
+          'SWY_ERR_CONFIGURED_VALUE',
+          `${this.#instrument.otelName}: configured attribute "${key}" needs a name of 1 to 64 characters other than "other", got ${JSON.stringify(value)}`,
+        );
+      }
+      values.set(i, value);
+    }
+    return values;
+  }
+
+  #createCombinations(fixed: ReadonlyMap<number, string>): void {
+    let combinations: string[][] = [[]];
+    this.#instrument.attributes.forEach((attribute, i) => {
+      const choices = fixed.has(i) ? [fixed.get(i) as string] : attribute.values;
+      combinations = combinations.flatMap((prefix) => choices.map((value) => [...prefix, value]));
+    });
+    for (const values of combinations) this.#resolve(values);
   }
 
   #resolve(values: readonly string[]): S {
-    const id = values.join('\u001f');
+    const id = values.join(SEPARATOR);
     let entry = this.#series.get(id);
     if (entry === undefined) {
       const attributes: Attributes = {};
@@ -134,7 +223,8 @@ class SeriesTable<S> {
         attributes[attribute.key] = values[i];
       });
       Object.freeze(attributes);
-      entry = { attributes, series: this.#create(attributes) };
+      const configuredId = this.#configuredIndexes.map((i) => values[i]).join(SEPARATOR);
+      entry = { attributes, series: this.#create(attributes), configuredId };
       this.#series.set(id, entry);
     }
     return entry.series;
@@ -154,6 +244,8 @@ function cellFamily<C>(table: SeriesTable<C>, hooks: CollectHook[]) {
     onCollect: (hook: CollectHook) => {
       hooks.push(hook);
     },
+    register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, true),
+    retire: (attributes: Readonly<Record<string, string>>) => table.retire(attributes),
   };
 }
 
@@ -188,7 +280,12 @@ function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unkno
         attributes,
         record: (value: number) => histogram.record(value, attributes),
       }));
-      return { series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes) };
+      return {
+        series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
+        // Histogram series appear with their first observation: registering only admits the names.
+        register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, false),
+        retire: (attributes: Readonly<Record<string, string>>) => table.retire(attributes),
+      };
     }
   }
 }
