@@ -541,3 +541,10 @@ function deepFreeze<T>(value: T): T {
   for (const child of Object.values(value)) deepFreeze(child);
   return value;
 }
+
+/** Splits a validated `hostPort` string: `"[::1]:80"` -> `{ host: '::1', port: 80 }`. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const separator = address.lastIndexOf(':');
+  const host = address.slice(0, separator).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(address.slice(separator + 1)) };
+}
