@@ -1,5 +1,6 @@
 // Assembles docs/metrics.md from every catalog in the repository. `npm run docs:metrics` writes it;
 // test/metrics-docs.test.ts fails when the committed file differs.
+import { proxyCatalog } from '@switchyard/proxy';
 import { sampleCatalog } from '@switchyard/sample-worker';
 import {
   ADMIN_ROUTES,
@@ -35,6 +36,12 @@ function processMetrics(): ExternalMetric[] {
 export function renderRepositoryMetricsReference(): string {
   return renderMetricsReference(
     [
+      {
+        title: 'Proxy (`switchyard_proxy_`)',
+        intro:
+          'The layer-4 TCP proxy. Pool, upstream and listener labels are the names in the proxy config, never addresses; a name removed by a reload keeps its series at their final values until the process restarts. Bytes are read from the sockets when metrics are collected, so open connections count too.',
+        instruments: proxyCatalog.instruments,
+      },
       {
         title: 'Sample worker (`switchyard_sample_`)',
         intro: 'The instrumented TCP echo worker that `npm start` runs until the real workers land.',

@@ -13,7 +13,15 @@ export {
   type ResolvedInstrument,
   SECONDS_BUCKETS,
 } from './catalog.ts';
-export { byteSize, durationMs, hostPort, type LoadConfigOptions, loadConfig, port, splitHostPort } from './config.ts';
+export {
+  byteSize,
+  durationMs,
+  hostPort,
+  type LoadConfigOptions,
+  loadConfig,
+  port,
+  splitHostPort,
+} from './config.ts';
 export { CatalogRuleError, ConfigError, ListenError, SwitchyardError } from './errors.ts';
 export {
   createRouteClassifier,

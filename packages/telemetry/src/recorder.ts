@@ -48,16 +48,19 @@ type AttributeArgument<K extends string> = [K] extends [never]
  */
 export type CollectHook = () => void;
 
-/** Registration of configured names (catalog attributes declared `configured: true`). */
+/**
+ * Registration of configured names (catalog attributes declared `configured: true`).
+ *
+ * There is no unregistering: the SDK's cumulative aggregation keeps reporting every attribute set
+ * it has seen until the process restarts, so a name removed from the config keeps its series,
+ * frozen at their last values, and a name that comes back continues its counters.
+ */
 export interface ConfiguredNames {
   /**
    * Admits one combination of configured values, e.g. `{ pool: 'web', upstream: 'web-1' }`, and
-   * creates its series at zero (histograms: at first observation). Registering again after
-   * `retire` brings the same series back with their values: counters never restart.
+   * creates its series at zero (histograms: at first observation). Registering again is a no-op.
    */
   register(attributes: Readonly<Record<string, string>>): void;
-  /** Stops exporting a combination (an upstream removed by a reload); its cells are kept. */
-  retire(attributes: Readonly<Record<string, string>>): void;
 }
 
 export interface CountFamily<K extends string> extends ConfiguredNames {
@@ -104,8 +107,6 @@ class Gauge implements GaugeCell {
 interface SeriesEntry<S> {
   readonly attributes: Readonly<Attributes>;
   readonly series: S;
-  /** The configured values of this series joined, '' without configured attributes. */
-  readonly configuredId: string;
 }
 
 const SEPARATOR = '\u001f';
@@ -119,7 +120,7 @@ class SeriesTable<S> {
   readonly #instrument: ResolvedInstrument;
   readonly #allowed: ReadonlyArray<ReadonlySet<string> | undefined>;
   readonly #configuredIndexes: readonly number[];
-  readonly #registered = new Map<string, { retired: boolean }>();
+  readonly #registered = new Set<string>();
   readonly #series = new Map<string, SeriesEntry<S>>();
   readonly #create: (attributes: Readonly<Attributes>) => S;
 
@@ -146,25 +147,15 @@ class SeriesTable<S> {
   register(raw: Readonly<Record<string, string>>, preinitialise: boolean): void {
     const configured = this.#configuredValues(raw);
     const id = [...configured.values()].join(SEPARATOR);
-    const known = this.#registered.get(id);
-    if (known !== undefined) {
-      known.retired = false;
-      return;
-    }
+    if (this.#registered.has(id)) return;
     if (this.#registered.size >= this.#instrument.configuredLimit) {
       throw new SwitchyardError(
         'SWY_ERR_CONFIGURED_LIMIT',
         `${this.#instrument.otelName}: more than ${this.#instrument.configuredLimit} configured combinations registered; the config must stay within the catalog's configuredLimit`,
       );
     }
-    this.#registered.set(id, { retired: false });
+    this.#registered.add(id);
     if (preinitialise) this.#createCombinations(configured);
-  }
-
-  /** Stops exporting a registered combination's series; its cells keep their values for a re-register. */
-  retire(raw: Readonly<Record<string, string>>): void {
-    const entry = this.#registered.get([...this.#configuredValues(raw).values()].join(SEPARATOR));
-    if (entry !== undefined) entry.retired = true;
   }
 
   get(raw: Readonly<Record<string, string>> | undefined): S {
@@ -182,11 +173,8 @@ class SeriesTable<S> {
     return this.#resolve(values);
   }
 
-  *entries(): IterableIterator<SeriesEntry<S>> {
-    for (const entry of this.#series.values()) {
-      if (entry.configuredId === '' || this.#registered.get(entry.configuredId)?.retired !== true)
-        yield entry;
-    }
+  entries(): IterableIterator<SeriesEntry<S>> {
+    return this.#series.values();
   }
 
   #configuredValues(raw: Readonly<Record<string, string>>): Map<number, string> {
@@ -223,8 +211,7 @@ class SeriesTable<S> {
         attributes[attribute.key] = values[i];
       });
       Object.freeze(attributes);
-      const configuredId = this.#configuredIndexes.map((i) => values[i]).join(SEPARATOR);
-      entry = { attributes, series: this.#create(attributes), configuredId };
+      entry = { attributes, series: this.#create(attributes) };
       this.#series.set(id, entry);
     }
     return entry.series;
@@ -245,7 +232,6 @@ function cellFamily<C>(table: SeriesTable<C>, hooks: CollectHook[]) {
       hooks.push(hook);
     },
     register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, true),
-    retire: (attributes: Readonly<Record<string, string>>) => table.retire(attributes),
   };
 }
 
@@ -284,7 +270,6 @@ function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unkno
         series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
         // Histogram series appear with their first observation: registering only admits the names.
         register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, false),
-        retire: (attributes: Readonly<Record<string, string>>) => table.retire(attributes),
       };
     }
   }

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import type { Server } from 'node:net';
+import {
+  createLogger,
+  handleShutdownSignals,
+  type Logger,
+  SwitchyardError,
+  startTelemetry,
+} from '@switchyard/telemetry';
+import { configFileFrom, readProxyConfig } from './config.ts';
+import { startDemoBackends, startDemoTraffic } from './demo.ts';
+import { proxyCatalog } from './metrics.ts';
+import { ProxyServer } from './proxy-server.ts';
+
+const SERVICE_VERSION = '0.1.0';
+
+async function main(logger: Logger): Promise<void> {
+  const file = configFileFrom(process.argv.slice(2), process.env);
+  const config = readProxyConfig(file, process.env);
+  const telemetry = await startTelemetry({
+    serviceName: 'switchyard-proxy',
+    serviceVersion: SERVICE_VERSION,
+    catalog: proxyCatalog,
+    settings: config.telemetry,
+    logger,
+  });
+  let backends: Server[] = [];
+  if (config.demo.backends) {
+    backends = await startDemoBackends(
+      config.pools.flatMap((pool) => pool.upstreams.map((upstream) => upstream.address)),
+    );
+  }
+  const proxy = new ProxyServer(config, telemetry.metrics, logger);
+  const bound = await proxy.start();
+  for (const [name, address] of bound) logger.info('proxy listener ready', { listener: name, ...address });
+
+  const reloads = telemetry.metrics.config_reloads;
+  process.on('SIGHUP', () => {
+    if (file === undefined) {
+      logger.warn('SIGHUP ignored: the proxy runs the built-in demo config, there is no file to reload');
+      reloads.cell({ result: 'failure' }).add();
+      return;
+    }
+    Promise.resolve()
+      .then(() => proxy.reload(readProxyConfig(file, process.env)))
+      .then(
+        (started) => {
+          reloads.cell({ result: 'success' }).add();
+          for (const [name, address] of started)
+            logger.info('proxy listener ready', { listener: name, ...address });
+          logger.info('config reloaded', { file });
+        },
+        (error: unknown) => {
+          reloads.cell({ result: 'failure' }).add();
+          logger.error('config reload failed; the running config stays in force', {
+            file,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        },
+      );
+  });
+
+  const traffic = config.demo.traffic.enabled
+    ? startDemoTraffic({ ...config.demo.traffic, targets: [...bound.values()], logger })
+    : undefined;
+  handleShutdownSignals({
+    worker: {
+      stopAccepting: () => {
+        traffic?.stop();
+        proxy.stopAccepting();
+      },
+      drained: async () => {
+        await proxy.drained();
+        proxy.close();
+        for (const backend of backends) backend.close();
+      },
+      forceClose: () => proxy.forceClose(),
+    },
+    telemetry,
+    graceMs: config.shutdownGraceMs,
+    logger,
+  });
+  telemetry.admin.setReady(true);
+  logger.info('proxy serving', {
+    metrics: `http://${telemetry.adminAddress.address}:${telemetry.adminAddress.port}/metrics`,
+    listeners: [...bound.keys()],
+    demoTraffic: traffic !== undefined,
+  });
+}
+
+const logger = createLogger({ name: 'switchyard-proxy', env: process.env });
+main(logger).catch((error: unknown) => {
+  if (error instanceof SwitchyardError) {
+    logger.error(error.message, { code: error.code });
+    process.exit(2);
+  }
+  logger.error('proxy failed', { error });
+  process.exit(1);
+});
