@@ -1,12 +1,6 @@
 #!/usr/bin/env node
 import type { Server } from 'node:net';
-import {
-  createLogger,
-  handleShutdownSignals,
-  type Logger,
-  SwitchyardError,
-  startTelemetry,
-} from '@switchyard/telemetry';
+import { handleShutdownSignals, type Logger, runWorkerMain, startTelemetry } from '@switchyard/telemetry';
 import { configFileFrom, readProxyConfig } from './config.ts';
 import { startDemoBackends, startDemoTraffic } from './demo.ts';
 import { proxyCatalog } from './metrics.ts';
@@ -88,12 +82,4 @@ async function main(logger: Logger): Promise<void> {
   });
 }
 
-const logger = createLogger({ name: 'switchyard-proxy', env: process.env });
-main(logger).catch((error: unknown) => {
-  if (error instanceof SwitchyardError) {
-    logger.error(error.message, { code: error.code });
-    process.exit(2);
-  }
-  logger.error('proxy failed', { error });
-  process.exit(1);
-});
+runWorkerMain('switchyard-proxy', main);

@@ -57,6 +57,8 @@ export class ProxyAddressError extends SwitchyardError {
   }
 }
 
+const DOT = 0x2e;
+const COLON = 0x3a;
 const V1_PREFIX = 'PROXY ';
 const V1_UNKNOWN = Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
 /** The spec's longest line, "PROXY UNKNOWN" with two full IPv6 addresses and ports, CRLF included. */
@@ -71,7 +73,7 @@ const V2_TCP6 = 0x21;
 const V2_ADDRESS_BYTES = [0, 12, 36, 216];
 
 /** Both addresses as 16 bytes each, IPv4 as IPv4-mapped IPv6; reused, the encoders are synchronous. */
-const scratch = Buffer.alloc(32);
+const scratch = new Uint8Array(32);
 
 /**
  * The v1 text line for a proxied TCP connection; `PROXY UNKNOWN\r\n` when `addresses` is undefined.
@@ -82,29 +84,38 @@ export function encodeProxyV1(addresses: ProxiedAddresses | undefined): Buffer {
   const ipv4 = readAddresses(addresses);
   const source = ipv4 ? formatIPv4(scratch, 12) : formatIPv6(scratch, 0);
   const destination = ipv4 ? formatIPv4(scratch, 28) : formatIPv6(scratch, 16);
-  const line = `PROXY ${ipv4 ? 'TCP4' : 'TCP6'} ${source} ${destination} ${addresses.sourcePort} ${addresses.destinationPort}\r\n`;
-  return Buffer.from(line, 'latin1');
+  const ports = `${addresses.sourcePort} ${addresses.destinationPort}`;
+  return Buffer.from(`PROXY ${ipv4 ? 'TCP4' : 'TCP6'} ${source} ${destination} ${ports}\r\n`, 'latin1');
 }
 
 /**
- * The v2 binary header for a proxied TCP connection; a LOCAL header (for the proxy's own
- * connections, such as health checks) when `addresses` is undefined.
+ * The v2 binary header for a proxied TCP connection; a LOCAL header when `addresses` is undefined
+ * (receivers must accept LOCAL and use the connection's own endpoints, while PROXY with the UNSPEC
+ * family may be refused).
  * @throws {ProxyAddressError} for an address that is not IPv4 / IPv6 or a port outside 0..65535.
  */
 export function encodeProxyV2(addresses: ProxiedAddresses | undefined): Buffer {
   if (addresses === undefined) return Buffer.from(V2_LOCAL);
   const ipv4 = readAddresses(addresses);
-  const addressBytes = ipv4 ? 4 : 16;
-  const header = Buffer.allocUnsafe(V2_FIXED_BYTES + 2 * addressBytes + 4);
-  V2_SIGNATURE.copy(header, 0);
+  const size = ipv4 ? 4 : 16;
+  const header = Buffer.allocUnsafe(V2_FIXED_BYTES + 2 * size + 4);
+  for (let i = 0; i < 12; i++) header[i] = V2_SIGNATURE[i]!;
   header[12] = V2_PROXY;
   header[13] = ipv4 ? V2_TCP4 : V2_TCP6;
-  header.writeUInt16BE(header.length - V2_FIXED_BYTES, 14);
-  scratch.copy(header, 16, 16 - addressBytes, 16);
-  scratch.copy(header, 16 + addressBytes, 32 - addressBytes, 32);
-  header.writeUInt16BE(addresses.sourcePort, 16 + 2 * addressBytes);
-  header.writeUInt16BE(addresses.destinationPort, 18 + 2 * addressBytes);
+  header[14] = 0;
+  header[15] = 2 * size + 4;
+  for (let i = 0; i < size; i++) {
+    header[16 + i] = scratch[16 - size + i]!;
+    header[16 + size + i] = scratch[32 - size + i]!;
+  }
+  writePort(header, 16 + 2 * size, addresses.sourcePort);
+  writePort(header, 18 + 2 * size, addresses.destinationPort);
   return header;
+}
+
+function writePort(header: Buffer, offset: number, port: number): void {
+  header[offset] = port >>> 8;
+  header[offset + 1] = port & 0xff;
 }
 
 /** Validates `addresses` into `scratch`; true when both are IPv4 (or IPv4-mapped). */
@@ -121,27 +132,26 @@ function checkPort(field: 'sourcePort' | 'destinationPort', port: number): void 
 }
 
 function writeAddress(field: 'sourceAddress' | 'destinationAddress', address: string, offset: number): void {
-  if (typeof address === 'string' && isIPv4(address)) {
-    scratch.fill(0, offset, offset + 10);
-    scratch.writeUInt16BE(0xffff, offset + 10);
-    writeIPv4(address, offset + 12);
+  if (typeof address !== 'string') throw new ProxyAddressError(field, address);
+  if (isIPv4(address)) {
+    for (let i = offset; i < offset + 10; i++) scratch[i] = 0;
+    scratch[offset + 10] = 0xff;
+    scratch[offset + 11] = 0xff;
+    writeIPv4(address, 0, address.length, offset + 12);
     return;
   }
-  if (typeof address === 'string' && isIPv6(address)) {
-    const zone = address.indexOf('%');
-    writeIPv6(zone === -1 ? address : address.slice(0, zone), offset);
-    return;
-  }
-  throw new ProxyAddressError(field, address);
+  if (!isIPv6(address)) throw new ProxyAddressError(field, address);
+  const zone = address.indexOf('%');
+  writeIPv6(address, zone === -1 ? address.length : zone, offset);
 }
 
-/** Writes a dotted quad that `isIPv4` accepted. */
-function writeIPv4(address: string, offset: number): void {
+/** Writes the dotted quad in `address[start, end)`, already validated, as 4 bytes at `offset`. */
+function writeIPv4(address: string, start: number, end: number, offset: number): void {
   let octet = 0;
   let position = offset;
-  for (let i = 0; i < address.length; i++) {
+  for (let i = start; i < end; i++) {
     const code = address.charCodeAt(i);
-    if (code === 0x2e) {
+    if (code === DOT) {
       scratch[position++] = octet;
       octet = 0;
     } else {
@@ -151,51 +161,65 @@ function writeIPv4(address: string, offset: number): void {
   scratch[position] = octet;
 }
 
-/** Writes an IPv6 address that `isIPv6` accepted, without its zone id. */
-function writeIPv6(address: string, offset: number): void {
-  const gap = address.indexOf('::');
-  const head = groupsOf(gap === -1 ? address : address.slice(0, gap));
-  const tail = gap === -1 ? [] : groupsOf(address.slice(gap + 2));
-  scratch.fill(0, offset, offset + 16);
-  for (let index = 0; index < head.length; index++) scratch.writeUInt16BE(head[index]!, offset + 2 * index);
-  const tailOffset = offset + 16 - 2 * tail.length;
-  for (let index = 0; index < tail.length; index++) {
-    scratch.writeUInt16BE(tail[index]!, tailOffset + 2 * index);
-  }
-}
-
-/** The 16-bit groups of one side of `::`; a trailing dotted quad counts as two. */
-function groupsOf(text: string): number[] {
-  if (text === '') return [];
-  const groups: number[] = [];
-  for (const part of text.split(':')) {
-    if (!part.includes('.')) {
-      groups.push(Number.parseInt(part, 16));
+/** Writes the IPv6 address in `address[0, end)`, already validated, as 16 bytes at `offset`. */
+function writeIPv6(address: string, end: number, offset: number): void {
+  let groups = 0;
+  let gap = -1;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < end; i++) {
+    const code = address.charCodeAt(i);
+    if (code === DOT) {
+      writeIPv4(address, i - digits, end, offset + 2 * groups);
+      groups += 2;
+      digits = 0;
+      break;
+    }
+    if (code !== COLON) {
+      value = value * 16 + (code <= 0x39 ? code - 0x30 : (code | 0x20) - 0x57);
+      digits++;
       continue;
     }
-    const [a = 0, b = 0, c = 0, d = 0] = part.split('.').map(Number);
-    groups.push((a << 8) | b, (c << 8) | d);
+    if (digits > 0) writeGroup(offset, groups++, value);
+    value = 0;
+    digits = 0;
+    if (address.charCodeAt(i + 1) === COLON) {
+      gap = groups;
+      i++;
+    }
   }
-  return groups;
+  if (digits > 0) writeGroup(offset, groups++, value);
+  if (gap === -1) return;
+  // Groups after `::` were written from the gap on; move them to the end and zero the gap.
+  const shift = 8 - groups;
+  for (let group = groups - 1; group >= gap; group--) {
+    writeGroup(offset, group + shift, (scratch[offset + 2 * group]! << 8) | scratch[offset + 2 * group + 1]!);
+  }
+  for (let group = gap; group < gap + shift; group++) writeGroup(offset, group, 0);
 }
 
-function isIPv4Mapped(bytes: Buffer, offset: number): boolean {
+function writeGroup(offset: number, group: number, value: number): void {
+  scratch[offset + 2 * group] = value >>> 8;
+  scratch[offset + 2 * group + 1] = value & 0xff;
+}
+
+function isIPv4Mapped(bytes: Uint8Array, offset: number): boolean {
   for (let i = offset; i < offset + 10; i++) if (bytes[i] !== 0) return false;
   return bytes[offset + 10] === 0xff && bytes[offset + 11] === 0xff;
 }
 
-function formatIPv4(bytes: Buffer, offset: number): string {
+function formatIPv4(bytes: Uint8Array, offset: number): string {
   return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
 }
 
 /** RFC 5952 text: lower case, longest run of two or more zero groups as `::`, mapped IPv4 dotted. */
-function formatIPv6(bytes: Buffer, offset: number): string {
+function formatIPv6(bytes: Uint8Array, offset: number): string {
   if (isIPv4Mapped(bytes, offset)) return `::ffff:${formatIPv4(bytes, offset + 12)}`;
   let runStart = -1;
   let runLength = 1;
   for (let group = 0; group < 8; ) {
     let end = group;
-    while (end < 8 && bytes.readUInt16BE(offset + 2 * end) === 0) end++;
+    while (end < 8 && bytes[offset + 2 * end] === 0 && bytes[offset + 2 * end + 1] === 0) end++;
     if (end - group > runLength) {
       runStart = group;
       runLength = end - group;
@@ -209,7 +233,7 @@ function formatIPv6(bytes: Buffer, offset: number): string {
       group += runLength - 1;
       continue;
     }
-    text += bytes.readUInt16BE(offset + 2 * group).toString(16);
+    text += ((bytes[offset + 2 * group]! << 8) | bytes[offset + 2 * group + 1]!).toString(16);
     if (group < 7) text += ':';
   }
   return text;
@@ -401,7 +425,7 @@ function readV1Fields(text: string, complete: boolean): ProxiedAddresses | undef
 
 function canonicalAddress(kind: 'ipv4' | 'ipv6', text: string): string {
   if (kind === 'ipv4') return text;
-  writeIPv6(text, 0);
+  writeIPv6(text, text.length, 0);
   return formatIPv6(scratch, 0);
 }
 
@@ -410,9 +434,6 @@ function completionOf(kind: V1FieldKind, field: string): number {
   if (kind === 'port') return portCompletion(field);
   return kind === 'ipv4' ? ipv4Completion(field) : ipv6Completion(field);
 }
-
-const DOT = 0x2e;
-const COLON = 0x3a;
 
 function isDigit(code: number): boolean {
   return code >= 0x30 && code <= 0x39;

@@ -1,11 +1,5 @@
 #!/usr/bin/env node
-import {
-  createLogger,
-  handleShutdownSignals,
-  type Logger,
-  SwitchyardError,
-  startTelemetry,
-} from '@switchyard/telemetry';
+import { handleShutdownSignals, type Logger, runWorkerMain, startTelemetry } from '@switchyard/telemetry';
 import { readSampleConfig } from './config.ts';
 import { EchoServer } from './echo-server.ts';
 import { sampleCatalog } from './metrics.ts';
@@ -61,13 +55,4 @@ async function main(logger: Logger): Promise<void> {
   });
 }
 
-const logger = createLogger({ name: 'switchyard-sample-worker', env: process.env });
-main(logger).catch((error: unknown) => {
-  // A bad config, a bad OTEL_* variable, a port in use: one clear line, exit code 2.
-  if (error instanceof SwitchyardError) {
-    logger.error(error.message, { code: error.code });
-    process.exit(2);
-  }
-  logger.error('sample worker failed', { error });
-  process.exit(1);
-});
+runWorkerMain('switchyard-sample-worker', main);

@@ -32,7 +32,7 @@ export {
   instrumentHttpServer,
   type RouteClassifier,
 } from './http-metrics.ts';
-export { type Drainable, handleShutdownSignals, type ShutdownOptions } from './lifecycle.ts';
+export { type Drainable, handleShutdownSignals, runWorkerMain, type ShutdownOptions } from './lifecycle.ts';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
 export { type ExternalMetric, type ReferenceSection, renderMetricsReference } from './metrics-reference.ts';
 export { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';

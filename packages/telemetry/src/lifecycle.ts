@@ -1,4 +1,5 @@
-import type { Logger } from './logger.ts';
+import { SwitchyardError } from './errors.ts';
+import { createLogger, type Logger } from './logger.ts';
 
 /** What a worker does at shutdown, in order: stop taking new work, then finish what it has. */
 export interface Drainable {
@@ -66,4 +67,21 @@ export function handleShutdownSignals(options: ShutdownOptions): { shutdown(reas
     });
   }
   return { shutdown };
+}
+
+/**
+ * Runs a worker's `main` with a JSON logger named `name`. A `SwitchyardError` (bad config, bad
+ * OTEL_* variable, an address in use) ends the process with one log line and exit code 2; any
+ * other error with exit code 1 and its stack in the log.
+ */
+export function runWorkerMain(name: string, main: (logger: Logger) => Promise<void>): void {
+  const logger = createLogger({ name, env: process.env });
+  main(logger).catch((error: unknown) => {
+    if (error instanceof SwitchyardError) {
+      logger.error(error.message, { code: error.code });
+      process.exit(2);
+    }
+    logger.error(`${name} failed`, { error });
+    process.exit(1);
+  });
 }
