@@ -125,6 +125,17 @@ test('least connections keeps the loaded upstream last in the failover order whi
   assert.deepEqual(names(balancer.order(candidates, '', 3)), ['a', 'c', 'b']);
 });
 
+test('least connections spreads ties evenly in a pool larger than the insertion-sort limit', () => {
+  const balancer = createBalancer('least_connections');
+  const candidates = Array.from({ length: 30 }, (_, index) => ({
+    name: `u${index}`,
+    activeConnections: index % 3,
+  }));
+  const counts = pickCounts(() => balancer.order(candidates, '', 1)[0], 100);
+  assert.deepEqual([...counts.values()], new Array(10).fill(10));
+  assert.ok([...counts.keys()].every((name) => Number(name.slice(1)) % 3 === 0));
+});
+
 test('least connections does not reorder the caller’s array', () => {
   const candidates = loaded({ a: 3, b: 1, c: 2 });
   createBalancer('least_connections').order(candidates, '', 3);
@@ -242,7 +253,7 @@ test('every policy returns a prefix of a permutation of its input, at most limit
   fc.assert(
     fc.property(
       fc.constantFrom(...BALANCING_POLICIES),
-      fc.array(candidate, { maxLength: 12 }),
+      fc.array(candidate, { maxLength: 24 }),
       fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()),
       fc.integer({ min: 0, max: 15 }),
       fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 1 }),
@@ -262,10 +273,10 @@ test('every policy returns a prefix of a permutation of its input, at most limit
   );
 });
 
-test('least connections orders by active connections for any loads', () => {
+test('least connections orders by active connections for any loads, in small and large pools', () => {
   const candidate = fc.record({ name: fc.string({ maxLength: 4 }), activeConnections: fc.nat(6) });
   fc.assert(
-    fc.property(fc.array(candidate, { maxLength: 10 }), fc.nat(20), (healthy, warmUpCalls) => {
+    fc.property(fc.array(candidate, { maxLength: 40 }), fc.nat(20), (healthy, warmUpCalls) => {
       const balancer = createBalancer('least_connections');
       for (let call = 0; call < warmUpCalls; call++) balancer.order(healthy, '', healthy.length);
       const order = balancer.order(healthy, '', healthy.length);
