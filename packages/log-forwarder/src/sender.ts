@@ -24,6 +24,8 @@ export const DEFAULT_RECONNECT_MAX_MS = 5000;
 export const DEFAULT_STATUS_INTERVAL_MS = 1000;
 /** How long `close()` lets the forwarder take the last frames before the socket is destroyed. */
 export const CLOSE_TIMEOUT_MS = 2000;
+/** Upper bound of every delay option (1 hour). */
+const MAX_DELAY_MS = 3_600_000;
 /** Linux `sockaddr_un.sun_path` holds 108 bytes, the terminating NUL included. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -230,8 +232,8 @@ export class LogSender {
 
   /** The connected socket; undefined while connecting or disconnected. */
   #socket: Socket | undefined;
-  /** The socket being connected or connected, to destroy on close. */
-  #pendingSocket: Socket | undefined;
+  /** The socket connecting or connected: the one close() ends, and the one ref() applies to. */
+  #currentSocket: Socket | undefined;
   #inFlight: InFlight | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #failedAttempts = 0;
@@ -272,21 +274,21 @@ export class LogSender {
       options.reconnectInitialMs,
       DEFAULT_RECONNECT_INITIAL_MS,
       1,
-      3_600_000,
+      MAX_DELAY_MS,
     );
     this.#reconnectMaxMs = integerOption(
       'reconnectMaxMs',
       options.reconnectMaxMs,
       Math.max(DEFAULT_RECONNECT_MAX_MS, this.#reconnectInitialMs),
       this.#reconnectInitialMs,
-      3_600_000,
+      MAX_DELAY_MS,
     );
     const statusIntervalMs = integerOption(
       'statusIntervalMs',
       options.statusIntervalMs,
       DEFAULT_STATUS_INTERVAL_MS,
       1,
-      3_600_000,
+      MAX_DELAY_MS,
     );
     this.#maxFrameBytes = integerOption(
       'maxFrameBytes',
@@ -416,7 +418,7 @@ export class LogSender {
     }
     this.#flushWaiters.clear();
     this.#discardQueued(this.#inFlight?.kind === 'batch' ? 1 : 0);
-    const socket = this.#pendingSocket;
+    const socket = this.#currentSocket;
     if (socket !== undefined) await this.#endSocket(socket);
     this.#discardQueued(0);
   }
@@ -461,7 +463,7 @@ export class LogSender {
 
   #connect(retry: boolean): void {
     const socket = connect({ path: this.#socketPath });
-    this.#pendingSocket = socket;
+    this.#currentSocket = socket;
     this.#applyRef();
     socket.on('connect', () => {
       this.#socket = socket;
@@ -478,8 +480,8 @@ export class LogSender {
   }
 
   #disconnected(socket: Socket): void {
-    if (this.#pendingSocket !== socket) return;
-    this.#pendingSocket = undefined;
+    if (this.#currentSocket !== socket) return;
+    this.#currentSocket = undefined;
     this.#socket = undefined;
     // The frame in flight, if its callback has not confirmed it, stays queued and goes again whole.
     this.#inFlight = undefined;
@@ -562,7 +564,7 @@ export class LogSender {
   /** The socket and the reconnect timer hold the process only while someone waits on a flush. */
   #applyRef(): void {
     const hold = this.#flushWaiters.size > 0;
-    const socket = this.#pendingSocket;
+    const socket = this.#currentSocket;
     if (socket !== undefined) {
       if (hold) socket.ref();
       else socket.unref();
