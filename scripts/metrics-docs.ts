@@ -1,5 +1,6 @@
 // Assembles docs/metrics.md from every catalog in the repository. `npm run docs:metrics` writes it;
 // test/metrics-docs.test.ts fails when the committed file differs.
+import { logForwarderCatalog } from '@switchyard/log-forwarder';
 import { proxyCatalog } from '@switchyard/proxy';
 import { sampleCatalog } from '@switchyard/sample-worker';
 import {
@@ -41,6 +42,12 @@ export function renderRepositoryMetricsReference(): string {
         intro:
           'The layer-4 TCP proxy. Pool, upstream and listener labels are the names in the proxy config, never addresses; a name removed by a reload keeps its series at their final values until the process restarts. Bytes are read from the sockets when metrics are collected, so open connections count too.',
         instruments: proxyCatalog.instruments,
+      },
+      {
+        title: 'Log forwarder (`switchyard_log_forwarder_`)',
+        intro:
+          'Accounting invariant, true at every scrape: `records_received_total` = `records_forwarded_total` + `records_dropped_total{reason=~"buffer_full|forward_failed|rejected|shutdown"}` + `buffer_records` + `in_flight_records`. Sender-reported drops (`sender_channel_full`, `sender_batch_full`) never reached the forwarder and stand outside it; refused frames count in `frame_errors_total` and `batches_dropped_total` only.',
+        instruments: logForwarderCatalog.instruments,
       },
       {
         title: 'Sample worker (`switchyard_sample_`)',

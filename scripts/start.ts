@@ -6,7 +6,12 @@ import { fileURLToPath } from 'node:url';
 
 const workers = [
   { name: 'proxy', main: '../packages/proxy/src/main.ts', metrics: 'http://127.0.0.1:9401/metrics' },
-  // Kept until the relay and the log-forwarder land: the pipeline's reference worker.
+  {
+    name: 'log-forwarder',
+    main: '../packages/log-forwarder/src/main.ts',
+    metrics: 'http://127.0.0.1:9403/metrics',
+  },
+  // Kept until the relay lands: the pipeline's reference worker.
   {
     name: 'sample-worker',
     main: '../packages/sample-worker/src/main.ts',

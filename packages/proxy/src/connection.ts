@@ -12,19 +12,22 @@ export interface ConnectionCells {
 /**
  * One client connection spliced to one upstream connection.
  *
- * The data path is `pipe()` both ways: the kernel's flow control and the streams' backpressure keep
- * at most a high-water mark of data per direction in memory however slow a side reads. Both
- * sockets are created with `allowHalfOpen`, so a FIN from one side is passed on as a FIN to the
- * other while the opposite direction keeps flowing (half-close). An error on either side destroys
- * both. No per-chunk callback exists: bytes are read from the sockets' own counters when metrics
- * are collected (`flushBytes`) and when the connection ends, and idleness is judged by a sweep over
- * those counters.
+ * Each direction forwards a socket's 'data' chunks to the other socket and pauses the reader while
+ * the writer is over its high-water mark, resuming on 'drain' (what `pipe()` does, without its
+ * per-connection bookkeeping): the kernel's flow control and this backpressure keep at most a
+ * high-water mark of data per direction in memory however slow a side reads. Both sockets are
+ * created with `allowHalfOpen`, so a FIN from one side is passed on as a FIN to the other while the
+ * opposite direction keeps flowing (half-close). An error on either side destroys both. Bytes are
+ * read from the sockets' own counters when metrics are collected (`flushBytes`) and when the
+ * connection ends, and idleness is judged by a sweep over those counters.
  */
 export class ProxiedConnection {
   readonly client: Socket;
   readonly upstream: Socket;
+  /** Idle timeout of the pool the connection belongs to, for the owner's sweep. */
+  readonly idleTimeoutMs: number;
   readonly #cells: ConnectionCells;
-  readonly #opened = performance.now();
+  readonly #opened: number;
   readonly #onClosed: (connection: ProxiedConnection) => void;
   #countedClientToUpstream = 0;
   #countedUpstreamToClient = 0;
@@ -32,18 +35,22 @@ export class ProxiedConnection {
   #finished = false;
   /** Sum of both sockets' bytesRead at the last idle sweep, and when it last changed. */
   #lastSeenBytes = -1;
-  #lastActiveAt = performance.now();
+  #lastActiveAt: number;
 
   constructor(
     client: Socket,
     upstream: Socket,
     cells: ConnectionCells,
+    idleTimeoutMs: number,
     onClosed: (connection: ProxiedConnection) => void,
   ) {
     this.client = client;
     this.upstream = upstream;
+    this.idleTimeoutMs = idleTimeoutMs;
     this.#cells = cells;
     this.#onClosed = onClosed;
+    this.#opened = performance.now();
+    this.#lastActiveAt = this.#opened;
     cells.active.add(1);
     const fail = () => this.destroy();
     const sideClosed = () => {
@@ -54,8 +61,8 @@ export class ProxiedConnection {
     upstream.on('error', fail);
     client.on('close', sideClosed);
     upstream.on('close', sideClosed);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    forward(client, upstream);
+    forward(upstream, client);
     // A client that left while its upstream was being dialled has closed already: its 'close' will
     // not come again, and the upstream has nobody to talk to.
     if (client.closed) {
@@ -63,7 +70,6 @@ export class ProxiedConnection {
       upstream.destroy();
     }
   }
-
   /** Adds the bytes read since the last flush to the byte counters (collection time and at the end). */
   flushBytes(): void {
     const up = this.client.bytesRead;
@@ -103,4 +109,13 @@ export class ProxiedConnection {
     this.#cells.duration.record((performance.now() - this.#opened) / 1000);
     this.#onClosed(this);
   }
+}
+
+/** Sends what `from` reads to `to`, with backpressure, and passes `from`'s FIN on to `to`. */
+function forward(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
 }

@@ -74,6 +74,12 @@ export class Upstream {
   }
 }
 
+function ignoreError(): void {}
+
+function isHealthy(upstream: Upstream): boolean {
+  return upstream.health.healthy;
+}
+
 /** Why a dial failed, as the `reason` label of dial_failures. */
 export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): DialFailureReason {
   if (error === 'timeout') return 'timeout';
@@ -96,10 +102,17 @@ export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): Dia
   }
 }
 
-/** A successful dial: the connected socket and the upstream it reaches. */
-export interface Dialled {
-  readonly upstream: Upstream;
-  readonly socket: Socket;
+/**
+ * Receives the outcome of one {@link UpstreamPool.dial}, exactly once: the connected socket and the
+ * upstream it reaches, or two undefineds when no attempt succeeded.
+ */
+export type DialCallback = (upstream: Upstream | undefined, socket: Socket | undefined) => void;
+
+/** The state of one client's dial across its failover attempts. */
+interface PendingDial {
+  readonly order: readonly Upstream[];
+  readonly done: DialCallback;
+  attempt: number;
 }
 
 /**
@@ -168,25 +181,20 @@ export class UpstreamPool {
     this.#setUpstreams(config);
   }
 
+  /** True when the policy needs the client's address (`dial`'s `clientIp`); otherwise pass ''. */
+  get needsClientIp(): boolean {
+    return this.#config.policy === 'client_ip_hash';
+  }
+
   /**
-   * Dials the upstreams in the policy's order, up to `maxAttempts`, and resolves with the first
-   * connection made, or undefined when none could be (each failure counted and fed to passive
-   * health).
+   * Dials the upstreams in the policy's order, up to `maxAttempts`, and calls `done` with the first
+   * connection made, or with undefined when none could be (each failure counted and fed to passive
+   * health). Callback-shaped rather than a Promise: this runs once per client connection.
    */
-  async dial(clientIp: string): Promise<Dialled | undefined> {
-    const healthy = this.#upstreams.filter((upstream) => upstream.health.healthy);
+  dial(clientIp: string, done: DialCallback): void {
+    const healthy = this.#upstreams.filter(isHealthy);
     const order = this.#balancer.order(healthy, clientIp, this.#config.maxAttempts);
-    for (const upstream of order) {
-      const result = await this.#dialOne(upstream);
-      if (typeof result !== 'string') {
-        upstream.health.recordDialSuccess();
-        upstream.cells.connections.add();
-        return { upstream, socket: result };
-      }
-      upstream.cells.dialFailures[result].add();
-      upstream.health.recordDialFailure();
-    }
-    return undefined;
+    this.#dialNext({ order, done, attempt: 0 });
   }
 
   /** A connection to `upstream` closed. */
@@ -194,31 +202,36 @@ export class UpstreamPool {
     upstream.activeConnections -= 1;
   }
 
-  #dialOne(upstream: Upstream): Promise<Socket | DialFailureReason> {
-    return new Promise((resolve) => {
-      const socket = connect({
-        host: upstream.host,
-        port: upstream.port,
-        allowHalfOpen: true,
-        noDelay: true,
-      });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve('timeout');
-      }, this.#config.dialTimeoutMs);
-      const failed = (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(dialFailureReason(error));
-      };
-      socket.once('error', failed);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', failed);
-        upstream.activeConnections += 1;
-        resolve(socket);
-      });
-    });
+  #dialNext(pending: PendingDial): void {
+    const upstream = pending.order[pending.attempt];
+    if (upstream === undefined) {
+      pending.done(undefined, undefined);
+      return;
+    }
+    const socket = connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true });
+    const failed = (reason: DialFailureReason) => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.off('connect', onConnect);
+      socket.on('error', ignoreError);
+      socket.destroy();
+      upstream.cells.dialFailures[reason].add();
+      upstream.health.recordDialFailure();
+      pending.attempt += 1;
+      this.#dialNext(pending);
+    };
+    const onError = (error: NodeJS.ErrnoException) => failed(dialFailureReason(error));
+    const onConnect = () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      upstream.activeConnections += 1;
+      upstream.health.recordDialSuccess();
+      upstream.cells.connections.add();
+      pending.done(upstream, socket);
+    };
+    const timer = setTimeout(failed, this.#config.dialTimeoutMs, 'timeout');
+    socket.on('error', onError);
+    socket.on('connect', onConnect);
   }
 
   #createChecker(config: PoolConfig): ActiveHealthChecker | undefined {

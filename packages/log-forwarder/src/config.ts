@@ -1,0 +1,97 @@
+import { byteSize, durationMs, loadConfig, telemetrySettingsSchema } from '@switchyard/telemetry';
+import { z } from 'zod';
+
+/** Fixed, documented defaults (README): admin on 9403, the demo socket in /tmp/switchyard. */
+export const LOG_FORWARDER_ADMIN_PORT = 9403;
+export const DEFAULT_SOCKET_PATH = '/tmp/switchyard/log-forwarder.sock';
+
+export const logForwarderConfigSchema = z.strictObject({
+  telemetry: telemetrySettingsSchema(LOG_FORWARDER_ADMIN_PORT).prefault({}),
+  socket: z
+    .strictObject({
+      path: z
+        .string()
+        .min(1)
+        .max(107, 'a Unix socket path is at most 107 bytes on Linux')
+        .default(DEFAULT_SOCKET_PATH),
+      /** File mode of the socket, octal: who may connect. */
+      mode: z
+        .string()
+        .regex(/^0?[0-7]{3}$/, 'expected an octal file mode such as "660"')
+        .default('660'),
+      maxFrameBytes: byteSize.pipe(z.int().min(16).max(0xffffff)).default(1024 * 1024),
+    })
+    .prefault({}),
+  buffer: z
+    .strictObject({
+      maxBatches: z.int().min(1).max(1_000_000).default(100),
+      maxBytes: byteSize.pipe(z.int().min(1024)).default(8 * 1024 * 1024),
+    })
+    .prefault({}),
+  collector: z
+    .strictObject({
+      /** `http://host:4317` (plaintext) or `https://...`; else OTEL_EXPORTER_OTLP_LOGS_ENDPOINT / _ENDPOINT. */
+      endpoint: z.string().min(1).optional(),
+      headers: z.record(z.string(), z.string()).optional(),
+      compression: z.enum(['gzip', 'none']).optional(),
+      timeoutMs: durationMs.optional(),
+      insecure: z.boolean().optional(),
+      caFile: z.string().min(1).optional(),
+      certFile: z.string().min(1).optional(),
+      keyFile: z.string().min(1).optional(),
+      retry: z
+        .strictObject({
+          maxAttempts: z.int().min(1).max(100).default(5),
+          initialBackoffMs: durationMs.default(100),
+          maxBackoffMs: durationMs.default(5_000),
+          maxElapsedMs: durationMs.default(30_000),
+        })
+        .prefault({}),
+      /** Intake batches merged into one export, at most. */
+      maxExportBatches: z.int().min(1).max(10_000).default(64),
+      maxExportBytes: byteSize.pipe(z.int().min(1024)).default(4 * 1024 * 1024),
+    })
+    .prefault({}),
+  shutdownGraceMs: durationMs.default(10_000),
+  demo: z
+    .strictObject({
+      /** Run a local OTLP sink as the collector (the built-in demo). */
+      collector: z.boolean().default(false),
+      traffic: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          batchesPerSecond: z.number().positive().max(10_000).default(20),
+          recordsPerBatch: z.int().min(1).max(10_000).default(50),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+});
+
+export type LogForwarderConfig = z.infer<typeof logForwarderConfigSchema>;
+
+/** The built-in config `npm start` runs: a local sink as the collector and synthetic senders. */
+export const DEMO_CONFIG = Object.freeze({ demo: { collector: true, traffic: { enabled: true } } });
+
+/**
+ * Reads the config: `--config <file>` (or SWITCHYARD_LOG_FORWARDER_CONFIG) with
+ * SWITCHYARD_LOG_FORWARDER_* overrides; without a file, the built-in demo config.
+ * SWITCHYARD_DEMO_TRAFFIC=0 turns the demo's synthetic senders off.
+ */
+export function readLogForwarderConfig(file: string | undefined, env: NodeJS.ProcessEnv): LogForwarderConfig {
+  const { SWITCHYARD_LOG_FORWARDER_CONFIG: _file, ...overrides } = env;
+  const config = loadConfig(logForwarderConfigSchema, {
+    file,
+    env: overrides,
+    envPrefix: 'SWITCHYARD_LOG_FORWARDER_',
+    defaults: file === undefined ? DEMO_CONFIG : undefined,
+  });
+  if (env.SWITCHYARD_DEMO_TRAFFIC !== '0') return config;
+  return { ...config, demo: { ...config.demo, traffic: { ...config.demo.traffic, enabled: false } } };
+}
+
+export function configFileFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  const flag = argv.indexOf('--config');
+  if (flag >= 0) return argv[flag + 1];
+  return env.SWITCHYARD_LOG_FORWARDER_CONFIG || undefined;
+}
