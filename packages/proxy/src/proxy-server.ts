@@ -5,17 +5,13 @@ import { ProxiedConnection } from './connection.ts';
 import { Listener } from './listener.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { encodeProxyV1, encodeProxyV2 } from './proxy-protocol.ts';
-import { UpstreamPool } from './upstream-pool.ts';
+import { type Upstream, UpstreamPool } from './upstream-pool.ts';
+
+function ignoreError(): void {}
 
 /** How often idle connections are looked for, at most (a quarter of the shortest idle timeout). */
 const MAX_IDLE_SWEEP_MS = 5_000;
 const MIN_IDLE_SWEEP_MS = 50;
-
-interface OpenConnection {
-  readonly connection: ProxiedConnection;
-  readonly pool: UpstreamPool;
-  readonly idleTimeoutMs: number;
-}
 
 /**
  * The proxy: listeners, pools and every open connection, built from the config and rebuilt in
@@ -27,7 +23,7 @@ export class ProxyServer implements Drainable {
   readonly #logger: Logger;
   readonly #pools = new Map<string, UpstreamPool>();
   readonly #listeners = new Map<string, Listener>();
-  readonly #open = new Set<OpenConnection>();
+  readonly #open = new Set<ProxiedConnection>();
   /** Clients accepted and not yet spliced or rejected (dialling). */
   #dialling = 0;
   #config: ProxyConfig;
@@ -41,7 +37,7 @@ export class ProxyServer implements Drainable {
     this.#logger = logger;
     // Bytes are read from the sockets when a reader collects: no per-chunk work on the data path.
     metrics.bytes.onCollect(() => {
-      for (const { connection } of this.#open) connection.flushBytes();
+      for (const connection of this.#open) connection.flushBytes();
     });
   }
 
@@ -77,7 +73,7 @@ export class ProxyServer implements Drainable {
   /** Bytes held in memory by all open connections (bounded by socket high-water marks). */
   get bufferedBytes(): number {
     let total = 0;
-    for (const { connection } of this.#open) total += connection.bufferedBytes;
+    for (const connection of this.#open) total += connection.bufferedBytes;
     return total;
   }
 
@@ -93,7 +89,7 @@ export class ProxyServer implements Drainable {
   }
 
   forceClose(): void {
-    for (const { connection } of this.#open) connection.destroy();
+    for (const connection of this.#open) connection.destroy();
   }
 
   async #apply(config: ProxyConfig): Promise<Map<string, { host: string; port: number }>> {
@@ -149,47 +145,44 @@ export class ProxyServer implements Drainable {
 
   #handle(client: Socket, listener: Listener): void {
     const pool = this.#pools.get(listener.config.pool);
-    client.on('error', () => {});
+    client.on('error', ignoreError);
     if (pool === undefined) {
       listener.reject(client, 'no_healthy_upstream');
       listener.released();
       return;
     }
     this.#dialling += 1;
-    // Hold what the client sends while we dial; pipe() resumes the stream once spliced.
-    client.pause();
-    pool.dial(client.remoteAddress ?? '').then(
-      (dialled) => {
-        this.#dialling -= 1;
-        if (dialled === undefined) {
-          listener.reject(client, 'no_healthy_upstream');
-          listener.released();
-          this.#checkDrained();
-          return;
-        }
-        const { upstream, socket } = dialled;
-        const header = this.#proxyHeader(pool.config.proxyProtocol, client);
-        if (header !== undefined) socket.write(header);
-        const entry: OpenConnection = {
-          connection: new ProxiedConnection(client, socket, upstream.cells, () => {
-            this.#open.delete(entry);
-            pool.released(upstream);
-            listener.released();
-            this.#checkDrained();
-          }),
-          pool,
-          idleTimeoutMs: pool.config.idleTimeoutMs,
-        };
-        this.#open.add(entry);
-      },
-      (error: unknown) => {
-        this.#dialling -= 1;
-        this.#logger.error('dialling an upstream failed unexpectedly', { error });
+    // Reading the peer address costs a system call: only the policy that hashes it asks for it.
+    const clientIp = pool.needsClientIp ? (client.remoteAddress ?? '') : '';
+    // What the client sends while we dial waits in its socket: nothing reads it until it is spliced.
+    pool.dial(clientIp, (upstream, socket) => {
+      this.#dialling -= 1;
+      if (upstream === undefined || socket === undefined) {
         listener.reject(client, 'no_healthy_upstream');
+        listener.released();
+        this.#checkDrained();
+        return;
+      }
+      this.#splice(client, listener, pool, upstream, socket);
+    });
+  }
+
+  #splice(client: Socket, listener: Listener, pool: UpstreamPool, upstream: Upstream, socket: Socket): void {
+    const header = this.#proxyHeader(pool.config.proxyProtocol, client);
+    if (header !== undefined) socket.write(header);
+    const connection = new ProxiedConnection(
+      client,
+      socket,
+      upstream.cells,
+      pool.config.idleTimeoutMs,
+      (closed) => {
+        this.#open.delete(closed);
+        pool.released(upstream);
         listener.released();
         this.#checkDrained();
       },
     );
+    this.#open.add(connection);
   }
 
   #proxyHeader(version: 'none' | 'v1' | 'v2', client: Socket): Buffer | undefined {
@@ -220,8 +213,8 @@ export class ProxyServer implements Drainable {
 
   #sweepIdle(): void {
     const now = performance.now();
-    for (const { connection, idleTimeoutMs } of this.#open) {
-      if (connection.idleFor(now, idleTimeoutMs)) connection.destroy();
+    for (const connection of this.#open) {
+      if (connection.idleFor(now, connection.idleTimeoutMs)) connection.destroy();
     }
   }
 
