@@ -1,4 +1,10 @@
-import { byteSize, durationMs, loadConfig, telemetrySettingsSchema } from '@switchyard/telemetry';
+import {
+  byteSize,
+  durationMs,
+  loadConfig,
+  telemetrySettingsSchema,
+  workerConfigSource,
+} from '@switchyard/telemetry';
 import { z } from 'zod';
 
 /** Fixed, documented defaults (README): admin on 9403, the demo socket in /tmp/switchyard. */
@@ -78,20 +84,14 @@ export const DEMO_CONFIG = Object.freeze({ demo: { collector: true, traffic: { e
  * SWITCHYARD_LOG_FORWARDER_* overrides; without a file, the built-in demo config.
  * SWITCHYARD_DEMO_TRAFFIC=0 turns the demo's synthetic senders off.
  */
-export function readLogForwarderConfig(file: string | undefined, env: NodeJS.ProcessEnv): LogForwarderConfig {
-  const { SWITCHYARD_LOG_FORWARDER_CONFIG: _file, ...overrides } = env;
+export function readLogForwarderConfig(argv: readonly string[], env: NodeJS.ProcessEnv): LogForwarderConfig {
+  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_LOG_FORWARDER_', argv, env);
   const config = loadConfig(logForwarderConfigSchema, {
     file,
     env: overrides,
     envPrefix: 'SWITCHYARD_LOG_FORWARDER_',
     defaults: file === undefined ? DEMO_CONFIG : undefined,
   });
-  if (env.SWITCHYARD_DEMO_TRAFFIC !== '0') return config;
+  if (demoTraffic) return config;
   return { ...config, demo: { ...config.demo, traffic: { ...config.demo.traffic, enabled: false } } };
-}
-
-export function configFileFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
-  const flag = argv.indexOf('--config');
-  if (flag >= 0) return argv[flag + 1];
-  return env.SWITCHYARD_LOG_FORWARDER_CONFIG || undefined;
 }

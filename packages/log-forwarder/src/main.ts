@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { handleShutdownSignals, type Logger, runWorkerMain, startTelemetry } from '@switchyard/telemetry';
 import { BatchBuffer } from './buffer.ts';
-import { configFileFrom, readLogForwarderConfig } from './config.ts';
+import { readLogForwarderConfig } from './config.ts';
 import { startDemoCollector, startDemoTraffic } from './demo.ts';
 import { Forwarder } from './forwarder.ts';
 import { Intake } from './intake.ts';
@@ -11,7 +11,7 @@ import { createLogsClient } from './upstream.ts';
 const SERVICE_VERSION = '0.1.0';
 
 async function main(logger: Logger): Promise<void> {
-  const config = readLogForwarderConfig(configFileFrom(process.argv.slice(2), process.env), process.env);
+  const config = readLogForwarderConfig(process.argv.slice(2), process.env);
   const telemetry = await startTelemetry({
     serviceName: 'switchyard-log-forwarder',
     serviceVersion: SERVICE_VERSION,

@@ -20,17 +20,17 @@ const valid = {
 };
 
 test('without a file the proxy runs the built-in demo config', () => {
-  const config = readProxyConfig(undefined, {});
+  const config = readProxyConfig([], {});
   assert.equal(config.listeners[0]?.listen, DEMO_CONFIG.listeners[0]?.listen);
   assert.equal(config.pools[0]?.upstreams.length, 3);
   assert.equal(config.demo.backends, true);
   assert.equal(config.demo.traffic.enabled, true);
   assert.equal(config.telemetry.admin.port, 9401);
-  assert.equal(readProxyConfig(undefined, { SWITCHYARD_DEMO_TRAFFIC: '0' }).demo.traffic.enabled, false);
+  assert.equal(readProxyConfig([], { SWITCHYARD_DEMO_TRAFFIC: '0' }).demo.traffic.enabled, false);
 });
 
 test('a config file gets the documented defaults and no demo', () => {
-  const config = readProxyConfig(writeConfig(valid), {});
+  const config = readProxyConfig(['--config', writeConfig(valid)], {});
   const pool = config.pools[0]!;
   assert.equal(pool.policy, 'round_robin');
   assert.equal(pool.maxAttempts, 3);
@@ -46,7 +46,7 @@ test('a listener routing to an undefined pool is rejected naming both', () => {
     listeners: [{ name: 'public', listen: '127.0.0.1:8080', pool: 'api' }],
   });
   assert.throws(
-    () => readProxyConfig(file, {}),
+    () => readProxyConfig(['--config', file], {}),
     (error: unknown) =>
       error instanceof ProxyConfigError &&
       /listeners\.0\.pool: listener "public" routes to pool "api", which is not defined; defined pools: web/.test(
@@ -57,13 +57,13 @@ test('a listener routing to an undefined pool is rejected naming both', () => {
 
 test('duplicate names and a health-check timeout longer than its interval are rejected', () => {
   const twice = { ...valid, pools: [valid.pools[0], valid.pools[0]] };
-  assert.throws(() => readProxyConfig(writeConfig(twice), {}), /pool name "web" is used twice/);
+  assert.throws(() => readProxyConfig(['--config', writeConfig(twice)], {}), /pool name "web" is used twice/);
   const slow = {
     ...valid,
     pools: [{ ...valid.pools[0], healthCheck: { intervalMs: '1s', timeoutMs: '2s' } }],
   };
   assert.throws(
-    () => readProxyConfig(writeConfig(slow), {}),
+    () => readProxyConfig(['--config', writeConfig(slow)], {}),
     /healthCheck\.timeoutMs: 2000 ms is longer than intervalMs/,
   );
 });
@@ -74,7 +74,7 @@ test('an upstream named "other" is refused: that value is reserved for the metri
     pools: [{ name: 'web', upstreams: [{ name: 'other', address: '10.0.0.1:80' }] }],
   });
   assert.throws(
-    () => readProxyConfig(file, {}),
+    () => readProxyConfig(['--config', file], {}),
     (error: unknown) => error instanceof ConfigError && /reserved/.test(error.message),
   );
 });
@@ -174,7 +174,7 @@ test('random configs are either accepted or rejected with a config error naming 
     fc.property(fc.oneof(randomConfig, plausibleConfig), (config) => {
       const file = writeConfig(config);
       try {
-        const loaded = readProxyConfig(file, {});
+        const loaded = readProxyConfig(['--config', file], {});
         accepted += 1;
         for (const listener of loaded.listeners) {
           assert.ok(

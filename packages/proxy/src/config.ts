@@ -1,4 +1,10 @@
-import { durationMs, hostPort, loadConfig, telemetrySettingsSchema } from '@switchyard/telemetry';
+import {
+  durationMs,
+  hostPort,
+  loadConfig,
+  telemetrySettingsSchema,
+  workerConfigSource,
+} from '@switchyard/telemetry';
 import { z } from 'zod';
 import { ProxyConfigError } from './errors.ts';
 import { PROXY_CONFIGURED_LIMIT } from './metrics.ts';
@@ -174,10 +180,10 @@ export function checkProxyConfig(config: ProxyConfig): ProxyConfig {
 /**
  * Reads the proxy config: `--config <file>` (or SWITCHYARD_PROXY_CONFIG) with SWITCHYARD_PROXY_*
  * overrides; without a file, the built-in demo config. SWITCHYARD_DEMO_TRAFFIC=0 turns the demo's
- * synthetic clients off.
+ * synthetic clients off. SIGHUP reads the same file again.
  */
-export function readProxyConfig(file: string | undefined, env: NodeJS.ProcessEnv): ProxyConfig {
-  const { SWITCHYARD_PROXY_CONFIG: _file, ...overrides } = env;
+export function readProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ProxyConfig {
+  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_PROXY_', argv, env);
   const config = checkProxyConfig(
     loadConfig(proxyConfigSchema, {
       file,
@@ -186,13 +192,6 @@ export function readProxyConfig(file: string | undefined, env: NodeJS.ProcessEnv
       defaults: file === undefined ? DEMO_CONFIG : undefined,
     }),
   );
-  if (env.SWITCHYARD_DEMO_TRAFFIC !== '0') return config;
+  if (demoTraffic) return config;
   return { ...config, demo: { ...config.demo, traffic: { ...config.demo.traffic, enabled: false } } };
-}
-
-/** The config file named on the command line or in the environment, if any. */
-export function configFileFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
-  const flag = argv.indexOf('--config');
-  if (flag >= 0) return argv[flag + 1];
-  return env.SWITCHYARD_PROXY_CONFIG || undefined;
 }

@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 import type { Server } from 'node:net';
-import { handleShutdownSignals, type Logger, runWorkerMain, startTelemetry } from '@switchyard/telemetry';
-import { configFileFrom, readProxyConfig } from './config.ts';
+import {
+  handleShutdownSignals,
+  type Logger,
+  runWorkerMain,
+  startTelemetry,
+  workerConfigSource,
+} from '@switchyard/telemetry';
+import { readProxyConfig } from './config.ts';
 import { startDemoBackends, startDemoTraffic } from './demo.ts';
 import { proxyCatalog } from './metrics.ts';
 import { ProxyServer } from './proxy-server.ts';
@@ -9,8 +15,9 @@ import { ProxyServer } from './proxy-server.ts';
 const SERVICE_VERSION = '0.1.0';
 
 async function main(logger: Logger): Promise<void> {
-  const file = configFileFrom(process.argv.slice(2), process.env);
-  const config = readProxyConfig(file, process.env);
+  const argv = process.argv.slice(2);
+  const config = readProxyConfig(argv, process.env);
+  const file = workerConfigSource('SWITCHYARD_PROXY_', argv, process.env).file;
   const telemetry = await startTelemetry({
     serviceName: 'switchyard-proxy',
     serviceVersion: SERVICE_VERSION,
@@ -36,7 +43,7 @@ async function main(logger: Logger): Promise<void> {
       return;
     }
     Promise.resolve()
-      .then(() => proxy.reload(readProxyConfig(file, process.env)))
+      .then(() => proxy.reload(readProxyConfig(argv, process.env)))
       .then(
         (started) => {
           reloads.cell({ result: 'success' }).add();

@@ -1,4 +1,10 @@
-import { durationMs, hostPort, loadConfig, telemetrySettingsSchema } from '@switchyard/telemetry';
+import {
+  durationMs,
+  hostPort,
+  loadConfig,
+  telemetrySettingsSchema,
+  workerConfigSource,
+} from '@switchyard/telemetry';
 import { z } from 'zod';
 
 /** Fixed, documented defaults (README): admin on 9400, echo listener on 7400, loopback only. */
@@ -32,12 +38,7 @@ export type SampleConfig = z.infer<typeof sampleConfigSchema>;
  * overrides. SWITCHYARD_DEMO_TRAFFIC=0 turns synthetic traffic off, as for every worker.
  */
 export function readSampleConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SampleConfig {
-  // SWITCHYARD_SAMPLE_CONFIG names the file; it is not a field, so it stays out of the overrides.
-  const { SWITCHYARD_SAMPLE_CONFIG: fileFromEnv, ...overrides } = env;
-  const flag = argv.indexOf('--config');
-  const file = flag >= 0 ? argv[flag + 1] : fileFromEnv || undefined;
+  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_SAMPLE_', argv, env);
   const config = loadConfig(sampleConfigSchema, { file, env: overrides, envPrefix: 'SWITCHYARD_SAMPLE_' });
-  if (env.SWITCHYARD_DEMO_TRAFFIC === '0')
-    return { ...config, traffic: { ...config.traffic, enabled: false } };
-  return config;
+  return demoTraffic ? config : { ...config, traffic: { ...config.traffic, enabled: false } };
 }

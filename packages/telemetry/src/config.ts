@@ -548,3 +548,19 @@ export function splitHostPort(address: string): { host: string; port: number } {
   const host = address.slice(0, separator).replace(/^\[(.*)\]$/, '$1');
   return { host, port: Number(address.slice(separator + 1)) };
 }
+
+/**
+ * The conventions every worker's config follows. The file comes from `--config <file>`, else from
+ * `<envPrefix>CONFIG`; that variable names the file and is no field, so it is left out of the
+ * overrides; `SWITCHYARD_DEMO_TRAFFIC=0` turns a demo's synthetic traffic off.
+ */
+export function workerConfigSource(
+  envPrefix: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { file: string | undefined; overrides: NodeJS.ProcessEnv; demoTraffic: boolean } {
+  const { [`${envPrefix}CONFIG`]: fileFromEnv, ...overrides } = env;
+  const flag = argv.indexOf('--config');
+  const file = flag >= 0 ? argv[flag + 1] : fileFromEnv || undefined;
+  return { file, overrides, demoTraffic: env.SWITCHYARD_DEMO_TRAFFIC !== '0' };
+}

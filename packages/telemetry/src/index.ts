@@ -21,6 +21,7 @@ export {
   loadConfig,
   port,
   splitHostPort,
+  workerConfigSource,
 } from './config.ts';
 export { CatalogRuleError, ConfigError, ListenError, SwitchyardError } from './errors.ts';
 export {
