@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Meter } from '@opentelemetry/api';
 import { type Catalog, defineCatalog, OTHER_VALUE } from './catalog.ts';
+import type { FieldHistogramRegistry } from './field-histograms.ts';
 import { type CatalogHandles, registerCatalog } from './recorder.ts';
 
 /**
@@ -156,6 +157,10 @@ export function registerHttpServerMetrics(
   meter: Meter,
   catalog: Catalog<HttpServerCatalog['declaration']>,
   routes: readonly string[],
+  histograms?: FieldHistogramRegistry,
 ): { handles: HttpServerHandles; classify: RouteClassifier } {
-  return { handles: registerCatalog(meter, catalog), classify: createRouteClassifier(routes) };
+  return {
+    handles: registerCatalog(meter, catalog, histograms === undefined ? {} : { histograms }),
+    classify: createRouteClassifier(routes),
+  };
 }

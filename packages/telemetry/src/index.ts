@@ -24,6 +24,7 @@ export {
   workerConfigSource,
 } from './config.ts';
 export { CatalogRuleError, ConfigError, ListenError, SwitchyardError } from './errors.ts';
+export { FieldHistogram, FieldHistogramRegistry } from './field-histograms.ts';
 export {
   createRouteClassifier,
   HTTP_METHODS,
@@ -53,6 +54,7 @@ export {
   type GaugeFamily,
   type HistogramFamily,
   type HistogramSeries,
+  type RegisterOptions,
   registerCatalog,
 } from './recorder.ts';
 export { DOWNWARD_API_ENV } from './resource.ts';

@@ -6,11 +6,12 @@ import { AggregationTemporalityPreference } from '@opentelemetry/exporter-metric
 import {
   type AggregationOption,
   type AggregationTemporality,
-  type InstrumentType,
+  InstrumentType,
   PeriodicExportingMetricReader,
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import type { FieldHistogramRegistry } from './field-histograms.ts';
 import type { Logger } from './logger.ts';
 import type { OtelEnvironment } from './otel-env.ts';
 import type { CatalogHandles } from './recorder.ts';
@@ -164,6 +165,7 @@ export interface OtlpReaderOptions {
   readonly otelEnv: OtelEnvironment;
   readonly handles: () => TelemetryHandles;
   readonly logger: Logger;
+  readonly histograms: FieldHistogramRegistry;
 }
 
 /** The push endpoint in force, or undefined when push is off. */
@@ -197,5 +199,9 @@ export function createOtlpReader(options: OtlpReaderOptions): PeriodicExportingM
     exporter: new CountingMetricExporter(exporter, options.handles, options.logger, endpoint),
     exportIntervalMillis: intervalMs,
     exportTimeoutMillis: timeoutMs,
+    // Field-backed histograms, with the temporality this exporter asks for.
+    metricProducers: [
+      options.histograms.producer(exporter.selectAggregationTemporality(InstrumentType.HISTOGRAM)),
+    ],
   });
 }

@@ -2,15 +2,17 @@ import type { Attributes, Histogram, Meter, ObservableResult } from '@openteleme
 import type { Catalog, CatalogDeclaration, InstrumentDeclaration, ResolvedInstrument } from './catalog.ts';
 import { OTHER_VALUE, type ResolvedAttribute } from './catalog.ts';
 import { SwitchyardError } from './errors.ts';
+import type { FieldHistogramRegistry } from './field-histograms.ts';
 
 /**
  * The recording side of a catalog: the hot-path pattern of docs/telemetry.md.
  *
  * Counters, up-down counters and gauges are plain numeric fields (`cell.value`) that the data path
  * updates inline; observable instruments read them when a reader collects, as Go servers publish
- * expvars. No SDK call, attribute hashing or allocation happens per event. Histograms cannot be
- * read from fields, so a series is resolved once (attributes bucketed and frozen) and recorded
- * through the SDK.
+ * expvars. No SDK call, attribute hashing or allocation happens per event. Histogram series are
+ * resolved once (attributes bucketed and frozen); with a FieldHistogramRegistry (as startTelemetry
+ * sets up) they too are plain fields, exported through the readers' metric producers, else they
+ * record through the SDK.
  *
  * Every series of a declared attribute set exists from the start at zero; a value outside its
  * declared set is recorded as `other`.
@@ -235,7 +237,24 @@ function cellFamily<C>(table: SeriesTable<C>, hooks: CollectHook[]) {
   };
 }
 
-function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unknown {
+/** A histogram series recorded through the SDK (attributes hashed on every record). */
+function sdkHistogram(
+  meter: Meter,
+  instrument: ResolvedInstrument,
+): (attributes: Readonly<Attributes>) => HistogramSeries {
+  const histogram: Histogram = meter.createHistogram(instrument.otelName, {
+    description: instrument.description,
+    unit: instrument.unit,
+    advice: { explicitBucketBoundaries: [...(instrument.buckets ?? [])] },
+  });
+  return (attributes) => ({ attributes, record: (value: number) => histogram.record(value, attributes) });
+}
+
+function registerInstrument(
+  meter: Meter,
+  instrument: ResolvedInstrument,
+  histograms: FieldHistogramRegistry | undefined,
+): unknown {
   const options = { description: instrument.description, unit: instrument.unit };
   switch (instrument.kind) {
     case 'counter':
@@ -258,14 +277,10 @@ function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unkno
       return cellFamily(table, hooks);
     }
     case 'histogram': {
-      const histogram: Histogram = meter.createHistogram(instrument.otelName, {
-        ...options,
-        advice: { explicitBucketBoundaries: [...(instrument.buckets ?? [])] },
-      });
-      const table = new SeriesTable<HistogramSeries>(instrument, (attributes) => ({
-        attributes,
-        record: (value: number) => histogram.record(value, attributes),
-      }));
+      const table = new SeriesTable<HistogramSeries>(
+        instrument,
+        histograms?.add(instrument) ?? sdkHistogram(meter, instrument),
+      );
       return {
         series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
         // Histogram series appear with their first observation: registering only admits the names.
@@ -275,13 +290,23 @@ function registerInstrument(meter: Meter, instrument: ResolvedInstrument): unkno
   }
 }
 
+export interface RegisterOptions {
+  /**
+   * Keeps histograms in fields exported by this registry's producers (startTelemetry passes one);
+   * without it, histograms are SDK instruments on `meter`.
+   */
+  readonly histograms?: FieldHistogramRegistry;
+}
+
 /** Creates the catalog's instruments on `meter` and returns one typed handle per catalog key. */
 export function registerCatalog<D extends CatalogDeclaration>(
   meter: Meter,
   catalog: Catalog<D>,
+  options: RegisterOptions = {},
 ): CatalogHandles<D> {
   const handles: Record<string, unknown> = {};
-  for (const instrument of catalog.instruments)
-    handles[instrument.key] = registerInstrument(meter, instrument);
+  for (const instrument of catalog.instruments) {
+    handles[instrument.key] = registerInstrument(meter, instrument, options.histograms);
+  }
   return Object.freeze(handles) as CatalogHandles<D>;
 }

@@ -2,7 +2,12 @@ import type { AddressInfo } from 'node:net';
 import { createNoopMeter, type Meter, metrics as metricsApi } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
-import { type IMetricReader, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  type IMetricReader,
+  MeterProvider,
+  type ViewOptions,
+} from '@opentelemetry/sdk-metrics';
 import { ADMIN_ROUTES, AdminServer } from './admin-server.ts';
 import {
   assertUniqueNames,
@@ -11,6 +16,7 @@ import {
   type ResolvedInstrument,
 } from './catalog.ts';
 import { SwitchyardError } from './errors.ts';
+import { FieldHistogramRegistry } from './field-histograms.ts';
 import type { HttpServerHandles } from './http-metrics.ts';
 import { httpServerCatalog, type RouteClassifier, registerHttpServerMetrics } from './http-metrics.ts';
 import type { Logger } from './logger.ts';
@@ -129,6 +135,8 @@ async function buildTelemetry<D extends CatalogDeclaration>(
   // The push exporter counts its own failures into instruments of the provider it belongs to:
   // the handles exist only once the provider does, and no export can run before that.
   let telemetryHandles: TelemetryHandles | undefined;
+  const meterName = `@switchyard/${options.serviceName}`;
+  const histograms = new FieldHistogramRegistry({ name: meterName, version: options.serviceVersion });
 
   if (otelEnv.sdkDisabled) {
     logger.warn('OTEL_SDK_DISABLED=true: metrics are not recorded; /metrics serves an empty exposition');
@@ -139,9 +147,13 @@ async function buildTelemetry<D extends CatalogDeclaration>(
       otelEnv,
       env,
     });
-    prometheusReader = new PrometheusExporter({ preventServerStart: true });
+    prometheusReader = new PrometheusExporter({
+      preventServerStart: true,
+      metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
+    });
     const readers: IMetricReader[] = [prometheusReader];
     const otlpReader = createOtlpReader({
+      histograms,
       config: settings.otlp,
       otelEnv,
       handles: () => telemetryHandles as TelemetryHandles,
@@ -153,14 +165,14 @@ async function buildTelemetry<D extends CatalogDeclaration>(
       logger.info('pushing metrics over OTLP gRPC', { endpoint: pushEndpoint });
     }
     provider = new MeterProvider({ resource, views: cardinalityViews(instruments), readers });
-    meter = provider.getMeter(`@switchyard/${options.serviceName}`, options.serviceVersion);
+    meter = provider.getMeter(meterName, options.serviceVersion);
     // Libraries instrumented with @opentelemetry/api record into the same provider.
     metricsApi.setGlobalMeterProvider(provider);
     if (settings.processMetrics) processMetrics = startProcessMetrics(provider);
   }
-  telemetryHandles = registerCatalog(meter, telemetryCatalog);
-  const metrics = registerCatalog(meter, options.catalog);
-  const http = registerHttpServerMetrics(meter, httpCatalog, routes);
+  telemetryHandles = registerCatalog(meter, telemetryCatalog, { histograms });
+  const metrics = registerCatalog(meter, options.catalog, { histograms });
+  const http = registerHttpServerMetrics(meter, httpCatalog, routes, histograms);
 
   const scrape = async (): Promise<string> => {
     if (prometheusReader === undefined) return SDK_DISABLED_EXPOSITION;
