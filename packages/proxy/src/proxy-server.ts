@@ -187,12 +187,21 @@ export class ProxyServer implements Drainable {
 
   #proxyHeader(version: 'none' | 'v1' | 'v2', client: Socket): Buffer | undefined {
     if (version === 'none') return undefined;
-    const addresses = {
-      sourceAddress: client.remoteAddress ?? '',
-      sourcePort: client.remotePort ?? 0,
-      destinationAddress: client.localAddress ?? '',
-      destinationPort: client.localPort ?? 0,
-    };
+    const { remoteAddress, remotePort, localAddress, localPort } = client;
+    // A client that left before we could read its addresses: the header says UNKNOWN (v1) or LOCAL
+    // (v2), as the PROXY protocol specification allows, rather than inventing one.
+    const addresses =
+      remoteAddress === undefined ||
+      remotePort === undefined ||
+      localAddress === undefined ||
+      localPort === undefined
+        ? undefined
+        : {
+            sourceAddress: remoteAddress,
+            sourcePort: remotePort,
+            destinationAddress: localAddress,
+            destinationPort: localPort,
+          };
     return version === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2(addresses);
   }
 
