@@ -30,7 +30,12 @@ export const logForwarderConfigSchema = z.strictObject({
     .prefault({}),
   buffer: z
     .strictObject({
-      maxBatches: z.int().min(1).max(1_000_000).default(100),
+      /**
+       * The byte limit bounds memory; this one, the per-batch overhead. Default 10,000 (was 100, which
+       * held only 100 records of a sender batching one record at a time: measured end to end with
+       * single-record batches, 59k records/s then, 157k with this default and maxExportBatches').
+       */
+      maxBatches: z.int().min(1).max(1_000_000).default(10_000),
       maxBytes: byteSize.pipe(z.int().min(1024)).default(8 * 1024 * 1024),
     })
     .prefault({}),
@@ -53,8 +58,14 @@ export const logForwarderConfigSchema = z.strictObject({
           maxElapsedMs: durationMs.default(30_000),
         })
         .prefault({}),
-      /** Intake batches merged into one export, at most. */
-      maxExportBatches: z.int().min(1).max(10_000).default(64),
+      /**
+       * Intake batches merged into one export, at most. Default 10,000 (was 64): an export takes
+       * only what is buffered, so the limit matters under backlog, where fewer, larger exports
+       * forward more (measured end to end, batches of 100 records: 0.87M records/s then, 1.1M now;
+       * of 10 records: 0.29M then, 0.64M now). maxExportBytes then bounds an export.
+       */
+      maxExportBatches: z.int().min(1).max(10_000).default(10_000),
+      /** Default 4 MiB, the Collector's default gRPC max_recv_msg_size_mib: a larger export would be refused. */
       maxExportBytes: byteSize.pipe(z.int().min(1024)).default(4 * 1024 * 1024),
     })
     .prefault({}),

@@ -23,6 +23,28 @@ export interface FrameDecoderOptions {
   readonly maxFrameBytes?: number;
   /** Tags accepted on this connection; any other closes it. Default `[FRAME_TAG_BATCH, FRAME_TAG_ENVELOPE]`. */
   readonly acceptedTags?: readonly number[];
+  /**
+   * Payloads are valid only until `onFrame` returns, for a consumer that copies what it keeps: a
+   * frame that straddles chunks is then reassembled in a buffer shared by every such decoder rather
+   * than in an allocation of its own. Default false.
+   */
+  readonly transientPayloads?: boolean;
+}
+
+/** Frames up to this size are reassembled in the shared buffer; larger ones get an allocation of their own. */
+const MAX_SHARED_REASSEMBLY_BYTES = 256 * 1024;
+let sharedReassembly: Buffer | undefined;
+
+/**
+ * Where a straddling frame of a transient-payload decoder is reassembled. Sharing one buffer is
+ * safe because decoding is synchronous: the payload is done with before any other frame is read.
+ * It spares the forwarder's intake an external-memory allocation per such frame, and with it a
+ * share of V8's full collections.
+ */
+function reassemblyBuffer(length: number): Buffer {
+  if (length > MAX_SHARED_REASSEMBLY_BYTES) return Buffer.allocUnsafe(length);
+  sharedReassembly ??= Buffer.allocUnsafeSlow(MAX_SHARED_REASSEMBLY_BYTES);
+  return sharedReassembly.subarray(0, length);
 }
 
 function checkTag(tag: number): void {
@@ -68,6 +90,7 @@ export function encodeFrame(tag: number, payload: Uint8Array): Buffer {
 export class FrameDecoder {
   readonly #maxFrameBytes: number;
   readonly #acceptedTags = new Uint8Array(MAX_TAG + 1);
+  readonly #transientPayloads: boolean;
   #chunks: Buffer[] = [];
   /** Bytes of `#chunks[0]` already consumed. */
   #offset = 0;
@@ -86,6 +109,7 @@ export class FrameDecoder {
       );
     }
     this.#maxFrameBytes = maxFrameBytes;
+    this.#transientPayloads = options.transientPayloads ?? false;
     for (const tag of options.acceptedTags ?? DEFAULT_ACCEPTED_TAGS) {
       checkTag(tag);
       this.#acceptedTags[tag] = 1;
@@ -177,7 +201,7 @@ export class FrameDecoder {
       this.#advance(first, length);
       return first.subarray(start, start + length);
     }
-    const payload = Buffer.allocUnsafe(length);
+    const payload = this.#transientPayloads ? reassemblyBuffer(length) : Buffer.allocUnsafe(length);
     let written = 0;
     let used = 0;
     let offset = start;

@@ -124,6 +124,8 @@ export class Intake {
     const decoder = new FrameDecoder({
       maxFrameBytes: this.#options.maxFrameBytes,
       acceptedTags: [FRAME_TAG_BATCH, FRAME_TAG_ENVELOPE],
+      // #frame copies what it keeps (BatchBuffer.offerCopy).
+      transientPayloads: true,
     });
     const onFrame = (frame: Frame) => this.#frame(frame);
     const refuse = (reason: 'unsupported_tag' | 'too_large' | 'truncated') => {
@@ -175,8 +177,8 @@ export class Intake {
     const cells = this.#cells;
     cells.batchesReceived.add();
     cells.recordsReceived.add(records);
-    // Copy out of the socket's read chunk: the buffer must not pin whole 64 KiB chunks.
-    if (this.#options.buffer.offer({ payload: Buffer.from(request), records })) {
+    // A copy, so that the buffer does not pin the socket's 64 KiB read chunks; refused batches are not copied.
+    if (this.#options.buffer.offerCopy(request, records)) {
       this.#options.onBatch();
     } else {
       cells.batchesDroppedFull.add();
