@@ -74,3 +74,52 @@ test('counts stay equal to the sum of what it holds, whatever the sequence of op
     ),
   );
 });
+
+test('copied payloads stay intact while the memory of released ones is reused', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({
+            op: fc.constant('offer' as const),
+            bytes: fc.uint8Array({ minLength: 1, maxLength: 300_000 }),
+          }),
+          fc.record({ op: fc.constant('take' as const), batches: fc.integer({ min: 1, max: 4 }) }),
+        ),
+        { maxLength: 120 },
+      ),
+      (operations) => {
+        const buffer = new BatchBuffer({ maxBatches: 64, maxBytes: 8 * 1024 * 1024 });
+        const expected: Buffer[] = [];
+        const held: Array<{ taken: ReturnType<BatchBuffer['take']>; copies: Buffer[] }> = [];
+        for (const operation of operations) {
+          if (operation.op === 'offer') {
+            // The caller's memory is reused right after the offer, as a socket's read chunk is.
+            const source = Buffer.from(operation.bytes);
+            if (buffer.offerCopy(source, 1)) expected.push(Buffer.from(source));
+            source.fill(0xee);
+            continue;
+          }
+          const taken = buffer.take(operation.batches, Number.POSITIVE_INFINITY);
+          const copies = expected.splice(0, taken.length);
+          for (const [i, batch] of taken.entries()) {
+            assert.ok(batch.payload.equals(copies[i] as Buffer), 'payload changed in the buffer');
+          }
+          held.push({ taken, copies });
+          // Release the oldest taken batches first, checking they were not overwritten meanwhile.
+          if (held.length > 2) {
+            const oldest = held.shift()!;
+            for (const [i, batch] of oldest.taken.entries()) {
+              assert.ok(
+                batch.payload.equals(oldest.copies[i] as Buffer),
+                'payload overwritten before release',
+              );
+            }
+            buffer.release(oldest.taken);
+          }
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
