@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import { encodeFrame, LogBatchBuilder, LogSender } from '@switchyard/log-forwarder';
-import { OtlpReceiver } from '@switchyard/otlp-proto';
+import { type ExportLogsServiceRequest, loadOtlpLogsService, OtlpReceiver } from '@switchyard/otlp-proto';
 import { parseExposition, sampleValue } from './support/exposition.ts';
 import { freePort } from './support/free-port.ts';
 import { checkMetrics } from './support/promtool.ts';
@@ -127,6 +128,40 @@ function batchOf(first: number, count: number): { bytes: Buffer; records: number
   return { bytes: builder.finish(), records };
 }
 
+/** A collector that answers every export after `delayMs`, recording the bodies it got. */
+async function startSlowCollector(
+  delayMs: number,
+): Promise<{ endpoint: string; bodies(): string[]; stop(): Promise<void> }> {
+  const server = new GrpcServer();
+  const requests: ExportLogsServiceRequest[] = [];
+  server.addService(loadOtlpLogsService(), {
+    Export: (
+      call: { request: ExportLogsServiceRequest },
+      callback: (error: null, response: object) => void,
+    ) => {
+      requests.push(call.request);
+      setTimeout(() => callback(null, {}), delayMs);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    bodies: () =>
+      requests.flatMap((request) =>
+        request.resourceLogs.flatMap((resource) =>
+          resource.scopeLogs.flatMap((scope) =>
+            scope.logRecords.map((record) => record.body?.stringValue ?? ''),
+          ),
+        ),
+      ),
+    stop: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
+
 function bodiesOf(receiver: OtlpReceiver): string[] {
   return receiver.logs.flatMap(({ request }) =>
     request.resourceLogs.flatMap((resource) =>
@@ -203,6 +238,24 @@ describe('log forwarding to a real OTLP gRPC receiver', () => {
     );
     assert.equal(value(families, 'records_forwarded_total'), 4 + 5);
     await sender.close();
+  });
+
+  test('a slow collector holds batches in the buffer, in order, and all arrive', async () => {
+    const slow = await startSlowCollector(150);
+    const forwarder = await startForwarder(slow.endpoint, { collector: { maxExportBatches: 2 } });
+    const sender = await sendAll(
+      forwarder.socketPath,
+      Array.from({ length: 12 }, (_, i) => batchOf(i * 5, 5)),
+    );
+    // While exports crawl, batches wait in the buffer: seen on a scrape, with the invariant intact.
+    await metricsWhen(forwarder, (f) => value(f, 'buffer_batches') > 0);
+    await metricsWhen(forwarder, (f) => value(f, 'records_forwarded_total') === 60);
+    assert.deepEqual(
+      slow.bodies(),
+      Array.from({ length: 60 }, (_, i) => `record ${i}`),
+    );
+    await sender.close();
+    await slow.stop();
   });
 
   test('with the collector down, intake never stalls: a burst fills the buffer and the excess is counted', async () => {
