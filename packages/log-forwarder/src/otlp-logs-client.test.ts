@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { type ExportLogsServiceRequest, OtlpReceiver, otlpMessageCodecs } from '@switchyard/otlp-proto';
+import {
+  type ExportLogsServiceRequest,
+  selfSignedCertificate as makeCertificate,
+  OtlpReceiver,
+  otlpMessageCodecs,
+} from '@switchyard/otlp-proto';
 import {
   type ExportOutcome,
   type GrpcStatusName,
@@ -347,30 +349,9 @@ test('fails exports after close as CANCELLED without a call', async () => {
 });
 
 function selfSignedCertificate(): { certFile: string; keyFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'otlp-logs-client-tls-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      ...[
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-      ],
-      ...['-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'],
-      ...['-keyout', keyFile, '-out', certFile],
-    ],
-    { stdio: 'pipe' },
-  );
-  return { certFile, keyFile };
+  const certificate = makeCertificate();
+  after(() => rmSync(certificate.dir, { recursive: true, force: true }));
+  return certificate;
 }
 
 test('sends over TLS to a collector whose certificate the CA file vouches for', async () => {

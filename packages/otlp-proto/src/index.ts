@@ -21,4 +21,5 @@ export {
 } from './load.ts';
 export type * from './messages.ts';
 export { OtlpReceiver, type OtlpReceiverEvents, type OtlpReceiverOptions } from './receiver.ts';
+export { type SelfSignedCertificate, selfSignedCertificate } from './self-signed-certificate.ts';
 export { decodeRetryDelayMs, statusDetailsTrailer } from './status-details.ts';

@@ -1,49 +1,22 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { OtlpReceiver } from './receiver.ts';
+import { selfSignedCertificate as makeCertificate } from './self-signed-certificate.ts';
 
 class ManualReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
 }
 
-/**
- * A throwaway self-signed certificate for localhost, made per run so no key sits in the repo. A DNS
- * name rather than 127.0.0.1, because Node deprecates TLS server names that are IP addresses.
- */
 function selfSignedCertificate(): { certChain: Buffer; privateKey: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'otlp-receiver-tls-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      ...[
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-      ],
-      ...['-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'],
-      ...['-keyout', keyPath, '-out', certPath],
-    ],
-    { stdio: 'pipe' },
-  );
-  return { certChain: readFileSync(certPath), privateKey: readFileSync(keyPath) };
+  const certificate = makeCertificate();
+  after(() => rmSync(certificate.dir, { recursive: true, force: true }));
+  return certificate;
 }
 
 test('serves TLS to an exporter that trusts its certificate', async () => {
