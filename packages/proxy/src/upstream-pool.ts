@@ -3,8 +3,9 @@ import { type Logger, splitHostPort } from '@switchyard/telemetry';
 import { type Balancer, createBalancer } from './balancer.ts';
 import type { PoolConfig, UpstreamConfig } from './config.ts';
 import type { ConnectionCells } from './connection.ts';
-import { ActiveHealthChecker, type HealthCheckFailure, UpstreamHealth } from './health.ts';
+import { ActiveHealthChecker, type HealthCheckFailure } from './health-checker.ts';
 import type { DialFailureReason, ProxyMetrics } from './metrics.ts';
+import { UpstreamHealth } from './upstream-health.ts';
 
 /** One upstream of a pool: its address, health, load and metric cells. */
 export class Upstream {
