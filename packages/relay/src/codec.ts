@@ -395,6 +395,7 @@ export class FrameReader {
   /**
    * Feeds `chunk`, calling `onFrame` for each frame it completes. Returns the error once a header
    * announces an oversized frame, and on every later call: the stream cannot be resynchronised.
+   * An exception from `onFrame` propagates and drops the rest of the chunk; close the connection.
    */
   push(chunk: Uint8Array, onFrame: FrameHandler): DerpFrameTooLargeError | undefined {
     if (this.#failure !== undefined) return this.#failure;
