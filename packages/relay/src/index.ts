@@ -1,4 +1,10 @@
 export {
+  ClientConnection,
+  type ClientConnectionOptions,
+  type CloseCause,
+  type ConnectionRouter,
+} from './client-connection.ts';
+export {
   bytesToIp,
   decodeClosePeer,
   decodeForwardPacket,
@@ -51,6 +57,7 @@ export {
   type Restarting,
   type SendPacket,
 } from './codec.ts';
+export { DerpClient, type DerpClientOptions, type ReceivedPacket } from './derp-client.ts';
 export {
   DerpEncodeError,
   DerpFrameTooLargeError,
@@ -86,3 +93,10 @@ export {
   parsePublicKey,
   shortKey,
 } from './keys.ts';
+export {
+  DROP_REASONS,
+  type DropReason,
+  RelayServer,
+  type RelayServerOptions,
+  RelayStats,
+} from './relay-server.ts';

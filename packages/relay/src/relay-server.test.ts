@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeFrame, encodeSendPacket, FrameReader, FrameType, PeerGoneReason } from './codec.ts';
+import { DerpClient } from './derp-client.ts';
+import { parseServerKey, sealClientInfo } from './handshake.ts';
+import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
+import { RelayServer, type RelayServerOptions } from './relay-server.ts';
+
+const HOST = '127.0.0.1';
+
+async function startRelay(
+  t: { after(fn: () => unknown): void },
+  options: RelayServerOptions = {},
+): Promise<{ relay: RelayServer; port: number }> {
+  const relay = new RelayServer(options);
+  const { port } = await relay.listen(0, HOST);
+  t.after(() => relay.close());
+  return { relay, port };
+}
+
+async function connectClient(
+  t: { after(fn: () => unknown): void },
+  port: number,
+  extra: Partial<Parameters<typeof DerpClient.connect>[0]> = {},
+): Promise<DerpClient> {
+  const client = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair(), ...extra });
+  t.after(() => client.close());
+  return client;
+}
+
+/** Logs in over a bare socket, so a test can then write frames no well-behaved client sends. */
+async function rawLogin(port: number, keys: NodeKeyPair = generateNodeKeyPair()): Promise<Socket> {
+  const socket = connect({ host: HOST, port });
+  const reader = new FrameReader();
+  await new Promise<void>((resolve, reject) => {
+    let serverKey: Uint8Array | undefined;
+    socket.on('error', reject);
+    socket.on('data', function onData(chunk: Buffer) {
+      reader.push(chunk, (frameType, payload) => {
+        if (frameType === FrameType.ServerKey) {
+          serverKey = parseServerKey(payload);
+          socket.write(
+            sealClientInfo(keys, serverKey, { version: 2, meshKey: '', canAckPings: false, isProber: false }),
+          );
+        } else if (frameType === FrameType.ServerInfo) {
+          socket.off('data', onData);
+          resolve();
+        }
+      });
+    });
+  });
+  return socket;
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+const bytes = (length: number, seed: number) =>
+  Uint8Array.from({ length }, (_, index) => (index * 31 + seed) & 0xff);
+
+test('two clients exchange packets both ways with bytes intact', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const alice = await connectClient(t, port);
+  const bob = await connectClient(t, port);
+  await waitFor('both registered', () => relay.stats.currentClients === 2);
+
+  const toBob = bytes(1200, 1);
+  const toAlice = bytes(65_536, 2);
+  alice.send(bob.publicKey, toBob);
+  bob.send(alice.publicKey, toAlice);
+
+  const atBob = await bob.receive();
+  const atAlice = await alice.receive();
+  assert.deepEqual(atBob, { source: alice.publicKey, packet: toBob });
+  assert.deepEqual(atAlice, { source: bob.publicKey, packet: toAlice });
+  assert.equal(relay.stats.packetsReceived, 2);
+  assert.equal(relay.stats.packetsSent, 2);
+  assert.equal(relay.stats.bytesReceived, 1200 + 65_536);
+  assert.equal(relay.stats.bytesSent, 1200 + 65_536);
+});
+
+test('the client presents the server key and pinning accepts it', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const client = await connectClient(t, port, { serverKey: relay.publicKey });
+  assert.deepEqual(client.serverKey, relay.publicKey);
+  assert.equal(client.serverInfo.version, 2);
+});
+
+test('a pinned server key that does not match fails the login', async (t) => {
+  const { port } = await startRelay(t);
+  await assert.rejects(
+    DerpClient.connect({
+      host: HOST,
+      port,
+      keys: generateNodeKeyPair(),
+      serverKey: generateNodeKeyPair().publicKey,
+    }),
+    { code: 'SWY_ERR_DERP_SERVER_KEY' },
+  );
+});
+
+test('drops and counts a packet for an unknown key', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const alice = await connectClient(t, port);
+  alice.send(generateNodeKeyPair().publicKey, bytes(10, 3));
+  await alice.ping();
+  assert.equal(relay.stats.packetsDropped.unknown_dest, 1);
+  assert.equal(relay.stats.packetsSent, 0);
+});
+
+test('ping resolves on the matching pong', async (t) => {
+  const { port } = await startRelay(t);
+  const alice = await connectClient(t, port);
+  await Promise.all([alice.ping(), alice.ping(), alice.ping()]);
+});
+
+test('a client that never reads loses its oldest packets while the sender is unaffected', async (t) => {
+  const { relay, port } = await startRelay(t, { sendQueueLength: 4 });
+  const sender = await connectClient(t, port);
+  const other = await connectClient(t, port);
+  const stalledKeys = generateNodeKeyPair();
+  const stalled = await rawLogin(port, stalledKeys);
+  t.after(() => stalled.destroy());
+  stalled.pause();
+  await waitFor('three registered', () => relay.stats.currentClients === 3);
+
+  // 400 x 60 KB outgrows the loopback socket buffers on both ends, then the 4-packet queue.
+  const packet = bytes(60_000, 4);
+  for (let index = 0; index < 400; index++) sender.send(stalledKeys.publicKey, packet);
+  await sender.ping();
+  await waitFor('queue drops', () => relay.stats.packetsDropped.queue_head > 0);
+  assert.ok(relay.client(stalledKeys.publicKey)!.queuedPackets <= 4);
+  assert.equal(relay.stats.packetsReceived, 400);
+  assert.equal(
+    relay.stats.packetsSent +
+      relay.stats.packetsDropped.queue_head +
+      relay.client(stalledKeys.publicKey)!.queuedPackets,
+    400,
+  );
+
+  sender.send(other.publicKey, bytes(100, 5));
+  const atOther = await other.receive();
+  assert.deepEqual(atOther, { source: sender.publicKey, packet: bytes(100, 5) });
+  await sender.ping();
+
+  stalled.destroy();
+  await waitFor('stalled client removed', () => relay.stats.currentClients === 2);
+  assert.ok(relay.stats.packetsDropped.write_error <= 4);
+});
+
+test('a second login for the same key replaces the first', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const keys = generateNodeKeyPair();
+  const first = await connectClient(t, port, { keys });
+  const second = await connectClient(t, port, { keys });
+  const sender = await connectClient(t, port);
+  await first.closed;
+  assert.equal(relay.stats.duplicateClients, 1);
+  assert.equal(relay.stats.currentClients, 2);
+
+  sender.send(keys.publicKey, bytes(50, 6));
+  assert.deepEqual((await second.receive()).packet, bytes(50, 6));
+});
+
+test('an unknown frame type is counted and skipped', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const bob = await connectClient(t, port);
+  const raw = await rawLogin(port);
+  t.after(() => raw.destroy());
+  raw.write(encodeFrame(0x7f, bytes(20, 7)));
+  raw.write(encodeSendPacket(bob.publicKey, bytes(30, 8)));
+  const received = await bob.receive();
+  assert.deepEqual(received.packet, bytes(30, 8));
+  assert.equal(relay.stats.unknownFrames, 1);
+});
+
+test('a malformed frame closes only that client', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const alice = await connectClient(t, port);
+  const bob = await connectClient(t, port);
+  const raw = await rawLogin(port);
+  raw.on('error', () => {});
+  raw.write(encodeFrame(FrameType.SendPacket, bytes(10, 9)));
+  await once(raw, 'close');
+  assert.equal(relay.stats.malformedFrames, 1);
+
+  alice.send(bob.publicKey, bytes(40, 10));
+  assert.deepEqual((await bob.receive()).packet, bytes(40, 10));
+  await waitFor('raw client removed', () => relay.stats.currentClients === 2);
+});
+
+test('PeerGone reaches a peer when its counterpart disconnects', async (t) => {
+  const { port } = await startRelay(t);
+  const gone: Array<{ peerKey: Uint8Array; reason: number }> = [];
+  const alice = await connectClient(t, port, {
+    onPeerGone: (peerKey, reason) => gone.push({ peerKey, reason }),
+  });
+  const bob = await connectClient(t, port);
+  alice.send(bob.publicKey, bytes(10, 11));
+  await bob.receive();
+  await bob.close();
+  await waitFor('peer gone', () => gone.length === 1);
+  assert.deepEqual(gone[0], { peerKey: bob.publicKey, reason: PeerGoneReason.Disconnected });
+});
