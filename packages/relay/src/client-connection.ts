@@ -56,15 +56,8 @@ const SERVER_PROTOCOL_VERSION = 2;
  */
 export class ClientConnection {
   readonly socket: Socket;
-  /** Set once the client info frame has been opened. */
-  publicKey: Uint8Array | undefined;
-  id = '';
-  clientInfo: ClientInfo | undefined;
-  /** The client's last NotePreferred: whether this relay is its home. */
-  preferred = false;
   /** Key ids of clients that sent packets here; they hear PeerGone when this client leaves. */
   readonly recentSenders = new Set<string>();
-  closeCause: CloseCause | undefined;
 
   readonly #router: ConnectionRouter;
   readonly #options: ClientConnectionOptions;
@@ -74,6 +67,11 @@ export class ClientConnection {
   #waitingForDrain = false;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
+  #publicKey: Uint8Array | undefined;
+  #id = '';
+  #clientInfo: ClientInfo | undefined;
+  #preferred = false;
+  #closeCause: CloseCause | undefined;
 
   constructor(socket: Socket, router: ConnectionRouter, options: ClientConnectionOptions) {
     this.socket = socket;
@@ -85,13 +83,38 @@ export class ClientConnection {
     this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.socket.on('error', () => this.close('write_error'));
     this.socket.on('close', () => this.close('disconnected'));
-    this.#handshakeTimer = setTimeout(() => this.close('handshake'), this.#options.handshakeTimeoutMs);
+    this.#handshakeTimer = setTimeout(() => this.#failLogin(), this.#options.handshakeTimeoutMs);
     this.#handshakeTimer.unref();
     this.socket.write(serverKeyFrame(this.#router.serverKeys.publicKey));
   }
 
+  /** True once the client info frame has been opened. */
   get registered(): boolean {
-    return this.publicKey !== undefined;
+    return this.#publicKey !== undefined;
+  }
+
+  /** The client's node key; undefined until login. */
+  get publicKey(): Uint8Array | undefined {
+    return this.#publicKey;
+  }
+
+  /** `keyId(publicKey)`; empty until login. */
+  get id(): string {
+    return this.#id;
+  }
+
+  get clientInfo(): ClientInfo | undefined {
+    return this.#clientInfo;
+  }
+
+  /** The client's last NotePreferred: whether this relay is its home. */
+  get preferred(): boolean {
+    return this.#preferred;
+  }
+
+  /** Why the connection ended; undefined while it is open. */
+  get closeCause(): CloseCause | undefined {
+    return this.#closeCause;
   }
 
   /** Packets waiting for the writer. */
@@ -101,7 +124,7 @@ export class ClientConnection {
 
   enqueuePacket(srcKey: Uint8Array, packet: Uint8Array): void {
     const drops = this.#router.stats.packetsDropped;
-    if (this.closeCause !== undefined) {
+    if (this.#closeCause !== undefined) {
       drops.queue_tail++;
       return;
     }
@@ -118,15 +141,15 @@ export class ClientConnection {
    * pongs, as derper's one-slot pong channel drops them.
    */
   enqueueControl(frame: Uint8Array): void {
-    if (this.closeCause !== undefined) return;
+    if (this.#closeCause !== undefined) return;
     if (this.#controlQueue.length >= this.#options.sendQueueLength) return;
     this.#controlQueue.push(frame);
     this.#flush();
   }
 
   close(cause: CloseCause): void {
-    if (this.closeCause !== undefined) return;
-    this.closeCause = cause;
+    if (this.#closeCause !== undefined) return;
+    this.#closeCause = cause;
     clearTimeout(this.#handshakeTimer);
     clearInterval(this.#keepAliveTimer);
     const lost = this.#packetQueue.length;
@@ -138,7 +161,7 @@ export class ClientConnection {
   }
 
   #flush(): void {
-    while (!this.#waitingForDrain && this.closeCause === undefined) {
+    while (!this.#waitingForDrain && this.#closeCause === undefined) {
       const control = this.#controlQueue.shift();
       const frame = control ?? this.#packetQueue.shift();
       if (frame === undefined) return;
@@ -159,7 +182,7 @@ export class ClientConnection {
   };
 
   #onData(chunk: Buffer): void {
-    if (this.closeCause !== undefined) return;
+    if (this.#closeCause !== undefined) return;
     try {
       const failure = this.#reader.push(chunk, this.#onFrame);
       if (failure !== undefined) this.#closeMalformed();
@@ -169,12 +192,16 @@ export class ClientConnection {
   }
 
   #closeMalformed(): void {
+    if (!this.registered) {
+      this.#failLogin();
+      return;
+    }
     this.#router.stats.malformedFrames++;
-    this.close(this.registered ? 'malformed' : 'handshake');
+    this.close('malformed');
   }
 
   readonly #onFrame = (frameType: number, payload: Uint8Array): void => {
-    if (this.closeCause !== undefined) return;
+    if (this.#closeCause !== undefined) return;
     if (!this.registered) {
       this.#login(frameType, payload);
       return;
@@ -184,22 +211,20 @@ export class ClientConnection {
 
   #login(frameType: number, payload: Uint8Array): void {
     if (frameType !== FrameType.ClientInfo) {
-      this.#router.stats.handshakeFailures++;
-      this.close('handshake');
+      this.#failLogin();
       return;
     }
     let opened: ReturnType<typeof openClientInfo>;
     try {
       opened = openClientInfo(this.#router.serverKeys, payload);
     } catch {
-      this.#router.stats.handshakeFailures++;
-      this.close('handshake');
+      this.#failLogin();
       return;
     }
     clearTimeout(this.#handshakeTimer);
-    this.publicKey = opened.clientPublic;
-    this.id = keyId(opened.clientPublic);
-    this.clientInfo = opened.info;
+    this.#publicKey = opened.clientPublic;
+    this.#id = keyId(opened.clientPublic);
+    this.#clientInfo = opened.info;
     this.enqueueControl(
       sealServerInfo(this.#router.serverKeys, opened.clientPublic, {
         version: SERVER_PROTOCOL_VERSION,
@@ -213,6 +238,12 @@ export class ClientConnection {
     );
     this.#keepAliveTimer.unref();
     this.#router.register(this);
+  }
+
+  /** A missing, late, or unopenable client info frame. */
+  #failLogin(): void {
+    this.#router.stats.handshakeFailures++;
+    this.close('handshake');
   }
 
   #handleFrame(frameType: number, payload: Uint8Array): void {
@@ -231,7 +262,7 @@ export class ClientConnection {
       case FrameType.KeepAlive:
         return;
       case FrameType.NotePreferred:
-        this.preferred = decodeNotePreferred(payload);
+        this.#preferred = decodeNotePreferred(payload);
         return;
       default:
         // Mesh frames (ForwardPacket, WatchConns, ClosePeer) land here too until meshing exists.

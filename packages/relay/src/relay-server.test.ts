@@ -3,7 +3,15 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeFrame, encodeSendPacket, FrameReader, FrameType, PeerGoneReason } from './codec.ts';
+import {
+  encodeFrame,
+  encodeKeepAlive,
+  encodeNotePreferred,
+  encodeSendPacket,
+  FrameReader,
+  FrameType,
+  PeerGoneReason,
+} from './codec.ts';
 import { DerpClient } from './derp-client.ts';
 import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
@@ -209,4 +217,41 @@ test('PeerGone reaches a peer when its counterpart disconnects', async (t) => {
   await bob.close();
   await waitFor('peer gone', () => gone.length === 1);
   assert.deepEqual(gone[0], { peerKey: bob.publicKey, reason: PeerGoneReason.Disconnected });
+});
+
+test('closes a socket that sends no client info before the deadline', async (t) => {
+  const { relay, port } = await startRelay(t, { handshakeTimeoutMs: 50 });
+  const silent = connect({ host: HOST, port });
+  silent.on('error', () => {});
+  silent.resume();
+  await once(silent, 'close');
+  assert.equal(relay.stats.handshakeFailures, 1);
+  assert.equal(relay.stats.currentClients, 0);
+});
+
+test('closes a socket whose first frame is not client info', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const wrong = connect({ host: HOST, port });
+  wrong.on('error', () => {});
+  wrong.resume();
+  wrong.write(encodeFrame(FrameType.KeepAlive, new Uint8Array(0)));
+  await once(wrong, 'close');
+  assert.equal(relay.stats.handshakeFailures, 1);
+});
+
+test('rejects options that are not positive integers', () => {
+  assert.throws(() => new RelayServer({ sendQueueLength: 0 }), { code: 'SWY_ERR_CONFIG' });
+  assert.throws(() => new RelayServer({ handshakeTimeoutMs: 1.5 }), { code: 'SWY_ERR_CONFIG' });
+});
+
+test('accepts keep-alive and records NotePreferred', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const keys = generateNodeKeyPair();
+  const raw = await rawLogin(port, keys);
+  t.after(() => raw.destroy());
+  raw.write(encodeKeepAlive());
+  raw.write(encodeNotePreferred(true));
+  await waitFor('preferred noted', () => relay.client(keys.publicKey)?.preferred === true);
+  assert.equal(relay.stats.unknownFrames, 0);
+  assert.equal(relay.stats.malformedFrames, 0);
 });

@@ -32,6 +32,7 @@ export class RelayStats {
   currentClients = 0;
   /** Logins for a key that already had a connection (the older one is closed). */
   duplicateClients = 0;
+  /** Sockets closed before login: no client info in time, wrong first frame, or a box that does not open. */
   handshakeFailures = 0;
   packetsReceived = 0;
   bytesReceived = 0;
