@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { defineCatalog } from './catalog.ts';
+import { type Catalog, type CatalogDeclaration, defineCatalog } from './catalog.ts';
 import { CatalogRuleError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { cardinalityViews, startTelemetry } from './telemetry.ts';
@@ -24,6 +24,18 @@ const catalog = defineCatalog({
     },
   },
 });
+
+/** A Telemetry for the catalog above (or another), admin server on a free port, no OTEL_* env. */
+function startDemo(demoCatalog: Catalog<CatalogDeclaration> = catalog) {
+  return startTelemetry({
+    serviceName: 'demo',
+    serviceVersion: '0',
+    catalog: demoCatalog,
+    settings,
+    logger: quiet,
+    env: {},
+  });
+}
 
 const settings = {
   admin: { host: '127.0.0.1', port: 0 },
@@ -52,14 +64,7 @@ test('the SDK cardinality limit folds series beyond the declared bound into otel
 });
 
 test('/readyz is 503 until the worker says it serves, and 503 again once shutdown starts', async () => {
-  const telemetry = await startTelemetry({
-    serviceName: 'demo',
-    serviceVersion: '0',
-    catalog,
-    settings,
-    logger: quiet,
-    env: {},
-  });
+  const telemetry = await startDemo();
   const readyz = async () => (await fetch(`http://127.0.0.1:${telemetry.adminAddress.port}/readyz`)).status;
   try {
     assert.equal(await readyz(), 503);
@@ -75,14 +80,7 @@ test('/readyz is 503 until the worker says it serves, and 503 again once shutdow
 });
 
 test('the admin server answers 404 with the routes it has, and 405 to other methods', async () => {
-  const telemetry = await startTelemetry({
-    serviceName: 'demo',
-    serviceVersion: '0',
-    catalog,
-    settings,
-    logger: quiet,
-    env: {},
-  });
+  const telemetry = await startDemo();
   const base = `http://127.0.0.1:${telemetry.adminAddress.port}`;
   try {
     const missing = await fetch(`${base}/nope`);
@@ -105,42 +103,18 @@ test('a worker catalog clashing with the pipeline’s own instruments is refused
     instruments: { 'otlp.exports': { kind: 'counter', unit: '{export}', description: 'Clash.' } },
   });
   await assert.rejects(
-    startTelemetry({
-      serviceName: 'demo',
-      serviceVersion: '0',
-      catalog: clash,
-      settings,
-      logger: quiet,
-      env: {},
-    }),
+    startDemo(clash),
     (error: unknown) => error instanceof CatalogRuleError && error.rule.startsWith('N12'),
   );
 });
 
 test('a second startTelemetry while one runs is refused: one MeterProvider per process', async () => {
-  const first = await startTelemetry({
-    serviceName: 'demo',
-    serviceVersion: '0',
-    catalog,
-    settings,
-    logger: quiet,
-    env: {},
-  });
+  const first = await startDemo();
   try {
-    await assert.rejects(
-      startTelemetry({ serviceName: 'demo', serviceVersion: '0', catalog, settings, logger: quiet, env: {} }),
-      /called twice: a process has one MeterProvider/,
-    );
+    await assert.rejects(startDemo(), /called twice: a process has one MeterProvider/);
   } finally {
     await first.shutdown();
   }
-  const again = await startTelemetry({
-    serviceName: 'demo',
-    serviceVersion: '0',
-    catalog,
-    settings,
-    logger: quiet,
-    env: {},
-  });
+  const again = await startDemo();
   await again.shutdown();
 });
