@@ -62,3 +62,26 @@ export class DerpHandshakeError extends SwitchyardError {
     this.reason = reason;
   }
 }
+
+/**
+ * A relay URL refused to become a DERP connection: an HTTP status other than 101 Switching
+ * Protocols (the body's start is kept for the message), a WebSocket without the `derp`
+ * subprotocol, or an HTTP reply to a fast-start request (status then as in that reply).
+ */
+export class DerpUpgradeError extends SwitchyardError {
+  readonly url: string;
+  /** The HTTP status the server answered; 101 when the upgrade happened but was unusable. */
+  readonly status: number;
+  readonly body: string;
+
+  constructor(url: string, status: number, problem: string, body = '') {
+    super(
+      'SWY_ERR_DERP_UPGRADE_REFUSED',
+      `DERP upgrade at ${url} refused: ${problem}${body === '' ? '' : ` (body: ${JSON.stringify(body)})`}; ` +
+        'check that the URL names a DERP server path such as http://host:port/derp',
+    );
+    this.url = url;
+    this.status = status;
+    this.body = body;
+  }
+}
