@@ -1,28 +1,42 @@
-import type { Socket } from 'node:net';
+import { randomFillSync } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import {
+  decodeClosePeer,
+  decodeForwardPacket,
   decodeNotePreferred,
   decodePing,
+  decodePong,
   decodeSendPacket,
+  decodeWatchConns,
   encodeKeepAlive,
+  encodePing,
   encodePong,
-  encodeRecvPacket,
-  FRAME_HEADER_LENGTH,
   FrameReader,
   FrameType,
-  KEY_LENGTH,
+  PING_DATA_LENGTH,
 } from './codec.ts';
+import { FrameWriter } from './frame-writer.ts';
 import { type ClientInfo, openClientInfo, sealServerInfo, serverKeyFrame } from './handshake.ts';
 import type { NodeKeyPair } from './keys.ts';
-import type { RelayStats } from './relay-server.ts';
+import type { CloseCause, DurationRecorder, RelayStats } from './stats.ts';
 
-/** What a connection needs from the server that owns it: the registry and the counters. */
+/** What a connection needs from the relay that owns it: the registry, routing and counters. */
 export interface ConnectionRouter {
   readonly stats: RelayStats;
   readonly serverKeys: NodeKeyPair;
-  /** The handshake succeeded; the router may replace an older connection for the same key. */
+  readonly queueWait: DurationRecorder;
+  readonly pingRtt: DurationRecorder;
+  /** Whether the client may log in; `mesh` when it presented the mesh key. */
+  admit(clientPublic: Uint8Array, info: ClientInfo): 'client' | 'mesh' | 'refused';
+  /** The handshake succeeded. */
   register(connection: ClientConnection): void;
+  /** A frame arrived from a logged-in connection whose key is connected more than once. */
+  noteActivity(connection: ClientConnection): void;
   route(source: ClientConnection, dstKey: Uint8Array, packet: Uint8Array): void;
-  /** Called once, when the socket is gone, whether or not the connection was registered. */
+  forwardIn(source: ClientConnection, srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array): void;
+  addWatcher(connection: ClientConnection): void;
+  closePeer(peerKey: Uint8Array): void;
+  /** Called once, when the stream is gone, whether or not the connection logged in. */
   unregister(connection: ClientConnection): void;
 }
 
@@ -30,65 +44,96 @@ export interface ClientConnectionOptions {
   readonly sendQueueLength: number;
   readonly handshakeTimeoutMs: number;
   readonly keepAliveIntervalMs: number;
+  /** Interval of relay-initiated pings (the RTT histogram); 0 disables them. */
+  readonly pingIntervalMs: number;
+  readonly writeTimeoutMs: number;
+  /** Mesh peers get longer (derper's privilegedWriteTimeout). */
+  readonly meshWriteTimeoutMs: number;
+  /** NotePreferred changes within this long of login are not home moves (derper: 5 s). */
+  readonly homeMoveGraceMs: number;
 }
 
-/** Why a connection ended; a closed set. */
-export type CloseCause =
-  | 'disconnected'
-  | 'replaced'
-  | 'malformed'
-  | 'handshake'
-  | 'write_error'
-  | 'server_close';
+/** Where the stream came from; never used as a metric label. */
+export interface ConnectionOrigin {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly websocket: boolean;
+}
 
-/** Map key for a node public key. */
+/** Key id of a node public key: its 32 bytes as a latin1 string, cheap to make and to hash. */
 export function keyId(publicKey: Uint8Array): string {
-  return Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('hex');
+  return Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
 }
 
-/** The derper protocol version this server announces in ServerInfo. */
+/** The derper protocol version this relay announces in ServerInfo. */
 const SERVER_PROTOCOL_VERSION = 2;
+/** A ping is not answered while this many control frames already wait for a client's writer. */
+const MAX_CONTROL_BACKLOG_FOR_PONG = 8;
 
-/**
- * The server side of one client: login, the read loop, and one writer draining a bounded send
- * queue. Control frames (pong, keep-alive, peer gone) go ahead of packets, as derper's sendLoop
- * prefers them; packets beyond `sendQueueLength` push out the oldest.
- */
+/** PeerGone(NotHere) replies per client: a burst of 3, then one per second (derper's peerGoneLim). */
+const NOT_HERE_BURST = 3;
+const NOT_HERE_INTERVAL_MS = 1000;
+
+/** The relay side of one DERP stream: login, the read loop and one FrameWriter. */
 export class ClientConnection {
-  readonly socket: Socket;
-  /** Key ids of clients that sent packets here; they hear PeerGone when this client leaves. */
-  readonly recentSenders = new Set<string>();
-
+  readonly stream: Duplex;
+  readonly origin: ConnectionOrigin;
+  /** Key ids of clients whose packets this client received; it hears when they leave the region. */
+  readonly sawSources = new Set<string>();
+  /** Set by the registry while the key is connected more than once. */
+  isDuplicate = false;
   readonly #router: ConnectionRouter;
   readonly #options: ClientConnectionOptions;
   readonly #reader = new FrameReader();
-  readonly #packetQueue: Uint8Array[] = [];
-  readonly #controlQueue: Uint8Array[] = [];
-  #waitingForDrain = false;
+  readonly #writer: FrameWriter;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
   #publicKey: Uint8Array | undefined;
   #id = '';
   #clientInfo: ClientInfo | undefined;
+  #canMesh = false;
   #preferred = false;
+  #loggedInAt = 0;
   #closeCause: CloseCause | undefined;
+  #outstandingPing: Uint8Array | undefined;
+  #pingSentAt = 0;
+  #notHereTokens = NOT_HERE_BURST;
+  #notHereRefilledAt = 0;
 
-  constructor(socket: Socket, router: ConnectionRouter, options: ClientConnectionOptions) {
-    this.socket = socket;
+  constructor(
+    stream: Duplex,
+    origin: ConnectionOrigin,
+    router: ConnectionRouter,
+    options: ClientConnectionOptions,
+  ) {
+    this.stream = stream;
+    this.origin = origin;
     this.#router = router;
     this.#options = options;
+    this.#writer = new FrameWriter(stream, {
+      queueLength: options.sendQueueLength,
+      writeTimeoutMs: options.writeTimeoutMs,
+      queueWait: router.queueWait,
+      onPacketsWritten: (packets, bytes) => {
+        router.stats.packetsSent += packets;
+        router.stats.bytesSent += bytes;
+      },
+      onWriteTimeout: () => this.close('write_timeout'),
+    });
   }
 
   start(): void {
-    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    this.socket.on('error', () => this.close('write_error'));
-    this.socket.on('close', () => this.close('disconnected'));
-    this.#handshakeTimer = setTimeout(() => this.#failLogin(), this.#options.handshakeTimeoutMs);
+    this.stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.stream.on('error', () => this.close(this.registered ? 'write_error' : 'disconnected'));
+    this.stream.on('close', () => this.close('disconnected'));
+    this.stream.on('end', () => this.close('disconnected'));
+    this.#handshakeTimer = setTimeout(() => this.close('handshake'), this.#options.handshakeTimeoutMs);
     this.#handshakeTimer.unref();
-    this.socket.write(serverKeyFrame(this.#router.serverKeys.publicKey));
+    this.#writer.enqueueControl(serverKeyFrame(this.#router.serverKeys.publicKey));
   }
 
-  /** True once the client info frame has been opened. */
+  /** True once the client info frame has been opened and admitted. */
   get registered(): boolean {
     return this.#publicKey !== undefined;
   }
@@ -107,6 +152,11 @@ export class ClientConnection {
     return this.#clientInfo;
   }
 
+  /** Whether the client presented the mesh key. */
+  get canMesh(): boolean {
+    return this.#canMesh;
+  }
+
   /** The client's last NotePreferred: whether this relay is its home. */
   get preferred(): boolean {
     return this.#preferred;
@@ -117,34 +167,36 @@ export class ClientConnection {
     return this.#closeCause;
   }
 
-  /** Packets waiting for the writer. */
   get queuedPackets(): number {
-    return this.#packetQueue.length;
+    return this.#writer.queuedPackets;
   }
 
-  enqueuePacket(srcKey: Uint8Array, packet: Uint8Array): void {
-    const drops = this.#router.stats.packetsDropped;
+  /** Queues a packet from `srcKey` for this client; counts a head drop. */
+  enqueuePacket(srcKey: Uint8Array, packet: Uint8Array, nowMs: number): void {
+    const stats = this.#router.stats;
     if (this.#closeCause !== undefined) {
-      drops.queue_tail++;
+      stats.packetsDropped.queue_tail++;
       return;
     }
-    if (this.#packetQueue.length >= this.#options.sendQueueLength) {
-      this.#packetQueue.shift();
-      drops.queue_head++;
+    if (this.#writer.enqueuePacket(FrameType.RecvPacket, srcKey, undefined, packet, nowMs)) {
+      stats.packetsDropped.queue_head++;
     }
-    this.#packetQueue.push(encodeRecvPacket(srcKey, packet));
-    this.#flush();
   }
 
-  /**
-   * Control frames are few per client; a client that pings without reading loses the extra
-   * pongs, as derper's one-slot pong channel drops them.
-   */
+  /** Whether the relay may answer one more undeliverable disco packet with PeerGone(NotHere). */
+  takeNotHereToken(nowMs: number): boolean {
+    const refill = Math.floor((nowMs - this.#notHereRefilledAt) / NOT_HERE_INTERVAL_MS);
+    if (refill > 0) {
+      this.#notHereTokens = Math.min(NOT_HERE_BURST, this.#notHereTokens + refill);
+      this.#notHereRefilledAt = nowMs;
+    }
+    if (this.#notHereTokens === 0) return false;
+    this.#notHereTokens--;
+    return true;
+  }
+
   enqueueControl(frame: Uint8Array): void {
-    if (this.#closeCause !== undefined) return;
-    if (this.#controlQueue.length >= this.#options.sendQueueLength) return;
-    this.#controlQueue.push(frame);
-    this.#flush();
+    if (this.#closeCause === undefined) this.#writer.enqueueControl(frame);
   }
 
   close(cause: CloseCause): void {
@@ -152,34 +204,14 @@ export class ClientConnection {
     this.#closeCause = cause;
     clearTimeout(this.#handshakeTimer);
     clearInterval(this.#keepAliveTimer);
-    const lost = this.#packetQueue.length;
-    this.#packetQueue.length = 0;
-    this.#controlQueue.length = 0;
-    this.#router.stats.packetsDropped[cause === 'replaced' ? 'duplicate_client' : 'write_error'] += lost;
-    this.socket.destroy();
+    clearInterval(this.#pingTimer);
+    const lost = this.#writer.close();
+    const reason = cause === 'write_error' || cause === 'write_timeout' ? 'write_error' : 'gone_disconnected';
+    this.#router.stats.packetsDropped[reason] += lost;
+    this.#router.stats.disconnects[cause]++;
+    this.stream.destroy();
     this.#router.unregister(this);
   }
-
-  #flush(): void {
-    while (!this.#waitingForDrain && this.#closeCause === undefined) {
-      const control = this.#controlQueue.shift();
-      const frame = control ?? this.#packetQueue.shift();
-      if (frame === undefined) return;
-      if (control === undefined) {
-        this.#router.stats.packetsSent++;
-        this.#router.stats.bytesSent += frame.length - FRAME_HEADER_LENGTH - KEY_LENGTH;
-      }
-      if (!this.socket.write(frame)) {
-        this.#waitingForDrain = true;
-        this.socket.once('drain', this.#onDrain);
-      }
-    }
-  }
-
-  readonly #onDrain = (): void => {
-    this.#waitingForDrain = false;
-    this.#flush();
-  };
 
   #onData(chunk: Buffer): void {
     if (this.#closeCause !== undefined) return;
@@ -192,12 +224,7 @@ export class ClientConnection {
   }
 
   #closeMalformed(): void {
-    if (!this.registered) {
-      this.#failLogin();
-      return;
-    }
-    this.#router.stats.malformedFrames++;
-    this.close('malformed');
+    this.close(this.registered ? 'malformed' : 'handshake');
   }
 
   readonly #onFrame = (frameType: number, payload: Uint8Array): void => {
@@ -206,26 +233,35 @@ export class ClientConnection {
       this.#login(frameType, payload);
       return;
     }
+    if (this.isDuplicate) this.#router.noteActivity(this);
     this.#handleFrame(frameType, payload);
   };
 
   #login(frameType: number, payload: Uint8Array): void {
     if (frameType !== FrameType.ClientInfo) {
-      this.#failLogin();
+      this.close('handshake');
       return;
     }
     let opened: ReturnType<typeof openClientInfo>;
     try {
       opened = openClientInfo(this.#router.serverKeys, payload);
     } catch {
-      this.#failLogin();
+      this.close('handshake');
       return;
     }
     clearTimeout(this.#handshakeTimer);
+    const admission = this.#router.admit(opened.clientPublic, opened.info);
+    if (admission === 'refused') {
+      this.#router.stats.admissionRefusals++;
+      this.close('refused');
+      return;
+    }
+    this.#canMesh = admission === 'mesh';
     this.#publicKey = opened.clientPublic;
     this.#id = keyId(opened.clientPublic);
     this.#clientInfo = opened.info;
-    this.enqueueControl(
+    this.#loggedInAt = performance.now();
+    this.#writer.enqueueControl(
       sealServerInfo(this.#router.serverKeys, opened.clientPublic, {
         version: SERVER_PROTOCOL_VERSION,
         tokenBucketBytesPerSecond: 0,
@@ -237,36 +273,82 @@ export class ClientConnection {
       this.#options.keepAliveIntervalMs,
     );
     this.#keepAliveTimer.unref();
+    if (this.#options.pingIntervalMs > 0 && opened.info.canAckPings !== false) {
+      this.#pingTimer = setInterval(() => this.#sendPing(), this.#options.pingIntervalMs);
+      this.#pingTimer.unref();
+    }
     this.#router.register(this);
   }
 
-  /** A missing, late, or unopenable client info frame. */
-  #failLogin(): void {
-    this.#router.stats.handshakeFailures++;
-    this.close('handshake');
-  }
-
   #handleFrame(frameType: number, payload: Uint8Array): void {
-    const stats = this.#router.stats;
     switch (frameType) {
       case FrameType.SendPacket: {
         const { dstKey, packet } = decodeSendPacket(payload);
-        stats.packetsReceived++;
-        stats.bytesReceived += packet.length;
         this.#router.route(this, dstKey, packet);
         return;
       }
       case FrameType.Ping:
-        this.enqueueControl(encodePong(decodePing(payload)));
+        this.#answerPing(decodePing(payload));
         return;
-      case FrameType.KeepAlive:
+      case FrameType.Pong:
+        this.#notePong(decodePong(payload));
         return;
       case FrameType.NotePreferred:
-        this.#preferred = decodeNotePreferred(payload);
+        this.#setPreferred(decodeNotePreferred(payload));
+        return;
+      case FrameType.ForwardPacket: {
+        if (!this.#canMesh) return this.close('malformed');
+        const { srcKey, dstKey, packet } = decodeForwardPacket(payload);
+        this.#router.forwardIn(this, srcKey, dstKey, packet);
+        return;
+      }
+      case FrameType.WatchConns:
+        decodeWatchConns(payload);
+        if (!this.#canMesh) return this.close('malformed');
+        this.#router.addWatcher(this);
+        return;
+      case FrameType.ClosePeer: {
+        const peerKey = decodeClosePeer(payload);
+        if (!this.#canMesh) return this.close('malformed');
+        this.#router.closePeer(peerKey);
+        return;
+      }
+      case FrameType.KeepAlive:
         return;
       default:
-        // Mesh frames (ForwardPacket, WatchConns, ClosePeer) land here too until meshing exists.
-        stats.unknownFrames++;
+        this.#router.stats.unknownFrames++;
     }
+  }
+
+  /** derper keeps one pong slot; a client that pings faster than it reads loses the extra pongs. */
+  #answerPing(data: Uint8Array): void {
+    if (this.#writer.queuedControlFrames >= MAX_CONTROL_BACKLOG_FOR_PONG) return;
+    this.enqueueControl(encodePong(data));
+  }
+
+  #sendPing(): void {
+    if (this.#outstandingPing !== undefined) return;
+    const data = new Uint8Array(PING_DATA_LENGTH);
+    randomFillSync(data);
+    this.#outstandingPing = data;
+    this.#pingSentAt = performance.now();
+    this.enqueueControl(encodePing(data));
+  }
+
+  #notePong(data: Uint8Array): void {
+    const expected = this.#outstandingPing;
+    if (expected === undefined || !Buffer.from(data).equals(Buffer.from(expected))) return;
+    this.#outstandingPing = undefined;
+    this.#router.pingRtt.record((performance.now() - this.#pingSentAt) / 1000);
+  }
+
+  #setPreferred(preferred: boolean): void {
+    if (preferred === this.#preferred) return;
+    this.#preferred = preferred;
+    const stats = this.#router.stats;
+    stats.homeConnections += preferred ? 1 : -1;
+    if (performance.now() - this.#loggedInAt < this.#options.homeMoveGraceMs) return;
+    if (preferred) stats.homeMovesIn++;
+    else stats.homeMovesOut++;
   }
 }

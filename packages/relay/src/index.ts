@@ -1,7 +1,7 @@
 export {
   ClientConnection,
   type ClientConnectionOptions,
-  type CloseCause,
+  type ConnectionOrigin,
   type ConnectionRouter,
 } from './client-connection.ts';
 export {
@@ -58,6 +58,7 @@ export {
   type SendPacket,
 } from './codec.ts';
 export { DerpClient, type DerpClientOptions, type ReceivedPacket } from './derp-client.ts';
+export { discoPacket, looksLikeDisco } from './disco.ts';
 export {
   DerpEncodeError,
   DerpFrameTooLargeError,
@@ -94,9 +95,20 @@ export {
   shortKey,
 } from './keys.ts';
 export {
-  DROP_REASONS,
-  type DropReason,
+  type ClientAdmission,
+  type PacketForwarder,
   RelayServer,
   type RelayServerOptions,
-  RelayStats,
 } from './relay-server.ts';
+export {
+  CLOSE_CAUSES,
+  type CloseCause,
+  DROP_REASONS,
+  type DropReason,
+  type DurationRecorder,
+  PACKET_KINDS,
+  type PacketKind,
+  PEER_GONE_REASONS,
+  type PeerGoneLabel,
+  RelayStats,
+} from './stats.ts';

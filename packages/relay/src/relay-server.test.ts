@@ -13,6 +13,7 @@ import {
   PeerGoneReason,
 } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
+import { discoPacket } from './disco.ts';
 import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
 import { RelayServer, type RelayServerOptions } from './relay-server.ts';
@@ -78,7 +79,7 @@ test('two clients exchange packets both ways with bytes intact', async (t) => {
   const { relay, port } = await startRelay(t);
   const alice = await connectClient(t, port);
   const bob = await connectClient(t, port);
-  await waitFor('both registered', () => relay.stats.currentClients === 2);
+  await waitFor('both registered', () => relay.stats.connections === 2);
 
   const toBob = bytes(1200, 1);
   const toAlice = bytes(65_536, 2);
@@ -89,7 +90,7 @@ test('two clients exchange packets both ways with bytes intact', async (t) => {
   const atAlice = await alice.receive();
   assert.deepEqual(atBob, { source: alice.publicKey, packet: toBob });
   assert.deepEqual(atAlice, { source: bob.publicKey, packet: toAlice });
-  assert.equal(relay.stats.packetsReceived, 2);
+  assert.equal(relay.stats.packetsReceived.other, 2);
   assert.equal(relay.stats.packetsSent, 2);
   assert.equal(relay.stats.bytesReceived, 1200 + 65_536);
   assert.equal(relay.stats.bytesSent, 1200 + 65_536);
@@ -138,7 +139,7 @@ test('a client that never reads loses its oldest packets while the sender is una
   const stalled = await rawLogin(port, stalledKeys);
   t.after(() => stalled.destroy());
   stalled.pause();
-  await waitFor('three registered', () => relay.stats.currentClients === 3);
+  await waitFor('three registered', () => relay.stats.connections === 3);
 
   // 400 x 60 KB outgrows the loopback socket buffers on both ends, then the 4-packet queue.
   const packet = bytes(60_000, 4);
@@ -146,7 +147,7 @@ test('a client that never reads loses its oldest packets while the sender is una
   await sender.ping();
   await waitFor('queue drops', () => relay.stats.packetsDropped.queue_head > 0);
   assert.ok(relay.client(stalledKeys.publicKey)!.queuedPackets <= 4);
-  assert.equal(relay.stats.packetsReceived, 400);
+  assert.equal(relay.stats.packetsReceived.other, 400);
   assert.equal(
     relay.stats.packetsSent +
       relay.stats.packetsDropped.queue_head +
@@ -160,22 +161,51 @@ test('a client that never reads loses its oldest packets while the sender is una
   await sender.ping();
 
   stalled.destroy();
-  await waitFor('stalled client removed', () => relay.stats.currentClients === 2);
+  await waitFor('stalled client removed', () => relay.stats.connections === 2);
   assert.ok(relay.stats.packetsDropped.write_error <= 4);
 });
 
-test('a second login for the same key replaces the first', async (t) => {
+test('a second login for the same key keeps both and delivers to the newest, then to the last writer', async (t) => {
   const { relay, port } = await startRelay(t);
   const keys = generateNodeKeyPair();
   const first = await connectClient(t, port, { keys });
   const second = await connectClient(t, port, { keys });
   const sender = await connectClient(t, port);
-  await first.closed;
-  assert.equal(relay.stats.duplicateClients, 1);
-  assert.equal(relay.stats.currentClients, 2);
+  await waitFor('three connections', () => relay.stats.connections === 3);
+  assert.equal(relay.stats.clientsLocal, 2);
+  assert.equal(relay.stats.duplicateClientKeys, 1);
+  assert.equal(relay.stats.duplicateClientConnections, 2);
+  assert.equal(relay.stats.duplicateClientReplacements, 1);
 
   sender.send(keys.publicKey, bytes(50, 6));
   assert.deepEqual((await second.receive()).packet, bytes(50, 6));
+
+  // Any frame makes its sender the active connection (derper's lastWriterIsActive).
+  await first.ping();
+  sender.send(keys.publicKey, bytes(51, 6));
+  assert.deepEqual((await first.receive()).packet, bytes(51, 6));
+
+  await first.close();
+  await waitFor('duplicate set shrunk', () => relay.stats.duplicateClientKeys === 0);
+  assert.equal(relay.stats.duplicateClientConnections, 0);
+  sender.send(keys.publicKey, bytes(52, 6));
+  assert.deepEqual((await second.receive()).packet, bytes(52, 6));
+});
+
+test('packets for a duplicated key whose active connection left are dropped as duplicate_client', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const keys = generateNodeKeyPair();
+  await connectClient(t, port, { keys });
+  await connectClient(t, port, { keys });
+  const newest = await connectClient(t, port, { keys });
+  const sender = await connectClient(t, port);
+  await waitFor('four connections', () => relay.stats.connections === 4);
+  await newest.close();
+  await waitFor('newest gone', () => relay.stats.connections === 3);
+  sender.send(keys.publicKey, bytes(10, 1));
+  await sender.ping();
+  assert.equal(relay.stats.packetsDropped.duplicate_client, 1);
+  assert.equal(relay.stats.packetsSent, 0);
 });
 
 test('an unknown frame type is counted and skipped', async (t) => {
@@ -198,25 +228,47 @@ test('a malformed frame closes only that client', async (t) => {
   raw.on('error', () => {});
   raw.write(encodeFrame(FrameType.SendPacket, bytes(10, 9)));
   await once(raw, 'close');
-  assert.equal(relay.stats.malformedFrames, 1);
+  await waitFor('raw client counted', () => relay.stats.disconnects.malformed === 1);
 
   alice.send(bob.publicKey, bytes(40, 10));
   assert.deepEqual((await bob.receive()).packet, bytes(40, 10));
-  await waitFor('raw client removed', () => relay.stats.currentClients === 2);
+  await waitFor('raw client removed', () => relay.stats.connections === 2);
 });
 
-test('PeerGone reaches a peer when its counterpart disconnects', async (t) => {
-  const { port } = await startRelay(t);
+test('PeerGone reaches a client that received packets from a peer when that peer disconnects', async (t) => {
+  const { relay, port } = await startRelay(t);
+  const gone: Array<{ peerKey: Uint8Array; reason: number }> = [];
+  const alice = await connectClient(t, port);
+  const bob = await connectClient(t, port, {
+    onPeerGone: (peerKey, reason) => gone.push({ peerKey, reason }),
+  });
+  alice.send(bob.publicKey, bytes(10, 11));
+  await bob.receive();
+  await alice.close();
+  await waitFor('peer gone', () => gone.length === 1);
+  assert.deepEqual(gone[0], { peerKey: alice.publicKey, reason: PeerGoneReason.Disconnected });
+  assert.equal(relay.stats.peerGoneFramesSent.disconnected, 1);
+});
+
+test('a disco packet for an unknown key is answered with PeerGone(NotHere), three at once then one a second', async (t) => {
+  const { relay, port } = await startRelay(t);
   const gone: Array<{ peerKey: Uint8Array; reason: number }> = [];
   const alice = await connectClient(t, port, {
     onPeerGone: (peerKey, reason) => gone.push({ peerKey, reason }),
   });
-  const bob = await connectClient(t, port);
-  alice.send(bob.publicKey, bytes(10, 11));
-  await bob.receive();
-  await bob.close();
-  await waitFor('peer gone', () => gone.length === 1);
-  assert.deepEqual(gone[0], { peerKey: bob.publicKey, reason: PeerGoneReason.Disconnected });
+  const nowhere = generateNodeKeyPair().publicKey;
+  for (let index = 0; index < 5; index++) alice.send(nowhere, discoPacket(80));
+  alice.send(nowhere, bytes(80, 1));
+  await alice.ping();
+  assert.deepEqual(
+    gone,
+    Array.from({ length: 3 }, () => ({ peerKey: nowhere, reason: PeerGoneReason.NotHere })),
+  );
+  assert.equal(relay.stats.packetsDropped.gone_not_here, 3);
+  assert.equal(relay.stats.packetsDropped.unknown_dest, 3);
+  assert.equal(relay.stats.peerGoneFramesSent.not_here, 3);
+  assert.equal(relay.stats.packetsReceived.disco, 5);
+  assert.equal(relay.stats.packetsReceived.other, 1);
 });
 
 test('closes a socket that sends no client info before the deadline', async (t) => {
@@ -225,8 +277,8 @@ test('closes a socket that sends no client info before the deadline', async (t) 
   silent.on('error', () => {});
   silent.resume();
   await once(silent, 'close');
-  assert.equal(relay.stats.handshakeFailures, 1);
-  assert.equal(relay.stats.currentClients, 0);
+  await waitFor('handshake failure counted', () => relay.stats.disconnects.handshake === 1);
+  assert.equal(relay.stats.connections, 0);
 });
 
 test('closes a socket whose first frame is not client info', async (t) => {
@@ -236,7 +288,7 @@ test('closes a socket whose first frame is not client info', async (t) => {
   wrong.resume();
   wrong.write(encodeFrame(FrameType.KeepAlive, new Uint8Array(0)));
   await once(wrong, 'close');
-  assert.equal(relay.stats.handshakeFailures, 1);
+  await waitFor('handshake failure counted', () => relay.stats.disconnects.handshake === 1);
 });
 
 test('rejects options that are not positive integers', () => {
@@ -253,5 +305,6 @@ test('accepts keep-alive and records NotePreferred', async (t) => {
   raw.write(encodeNotePreferred(true));
   await waitFor('preferred noted', () => relay.client(keys.publicKey)?.preferred === true);
   assert.equal(relay.stats.unknownFrames, 0);
-  assert.equal(relay.stats.malformedFrames, 0);
+  assert.equal(relay.stats.homeConnections, 1);
+  assert.equal(relay.stats.disconnects.malformed, 0);
 });

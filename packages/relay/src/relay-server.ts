@@ -1,96 +1,126 @@
+import { timingSafeEqual } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConfigError } from '@switchyard/telemetry';
-import { ClientConnection, type ConnectionRouter, keyId } from './client-connection.ts';
-import { encodePeerGone, PeerGoneReason } from './codec.ts';
+import {
+  ClientConnection,
+  type ClientConnectionOptions,
+  type ConnectionOrigin,
+  type ConnectionRouter,
+  keyId,
+} from './client-connection.ts';
+import { encodePeerGone, encodePeerPresent, PeerGoneReason, PeerPresentFlags } from './codec.ts';
+import { looksLikeDisco } from './disco.ts';
+import type { ClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
+import { DISCARD_DURATIONS, type DurationRecorder, RelayStats } from './stats.ts';
 
-/** Why a packet was not delivered; a closed set, safe as a metric label (derper's dropReason*). */
-export type DropReason = 'unknown_dest' | 'queue_head' | 'queue_tail' | 'write_error' | 'duplicate_client';
+/** Something that carries packets to the mesh peer holding a key (an outbound mesh link). */
+export interface PacketForwarder {
+  /** Queues the packet; the forwarder counts it forwarded out when written, or dropped. */
+  forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): void;
+}
 
-export const DROP_REASONS: readonly DropReason[] = Object.freeze([
-  'unknown_dest',
-  'queue_head',
-  'queue_tail',
-  'write_error',
-  'duplicate_client',
-]);
-
-/**
- * The relay's counters as plain fields, every one zero-initialised; the hot path only increments.
- * Packet byte counts are packet contents, without frame headers or keys, as derper counts them.
- *
- * Drop reasons: `unknown_dest` no client holds the destination key; `queue_head` the destination's
- * send queue was full and its oldest packet was dropped; `queue_tail` the destination was closing
- * when the packet arrived; `write_error` the packet was still queued when its connection ended
- * (socket error or disconnect); `duplicate_client` it was queued on a connection that a newer one
- * for the same key replaced.
- */
-export class RelayStats {
-  /** Sockets handed to the server, before login. */
-  accepts = 0;
-  /** Logged-in clients now registered. */
-  currentClients = 0;
-  /** Logins for a key that already had a connection (the older one is closed). */
-  duplicateClients = 0;
-  /** Sockets closed before login: no client info in time, wrong first frame, or a box that does not open. */
-  handshakeFailures = 0;
-  packetsReceived = 0;
-  bytesReceived = 0;
-  packetsSent = 0;
-  bytesSent = 0;
-  /** Frames of a type this server does not handle from clients, skipped. */
-  unknownFrames = 0;
-  /** Frames that broke the wire format; each closed its connection. */
-  malformedFrames = 0;
-  readonly packetsDropped: Record<DropReason, number> = {
-    unknown_dest: 0,
-    queue_head: 0,
-    queue_tail: 0,
-    write_error: 0,
-    duplicate_client: 0,
-  };
+/** Decides which client keys may log in (the allow-list); mesh peers are not asked. */
+export interface ClientAdmission {
+  allows(clientPublic: Uint8Array): boolean;
 }
 
 export interface RelayServerOptions {
-  /** The server's node key. Default: a fresh key pair. */
+  /** The relay's node key. Default: a fresh key pair. */
   readonly keys?: NodeKeyPair;
-  /** Packets held per client while its socket is backed up. Default 32 (derper's perClientSendQueueDepth). */
+  /** Packets held per client while its stream is backed up. Default 32 (derper's perClientSendQueueDepth). */
   readonly sendQueueLength?: number;
-  /** Time a new socket has to send its client info frame, in ms. Default 10 000. */
+  /** Time a new stream has to send its client info frame, in ms. Default 10 000 (derper). */
   readonly handshakeTimeoutMs?: number;
-  /** Interval between keep-alive frames to each client, in ms. Default 60 000 (derper's keepAlive). */
+  /** Interval between keep-alive frames to each client, in ms. Default 60 000 (derper's KeepAlive). */
   readonly keepAliveIntervalMs?: number;
+  /** Interval of relay-initiated pings measuring RTT, in ms; 0 disables. Default 60 000. */
+  readonly pingIntervalMs?: number;
+  /** How long a client may leave its stream backed up before it is disconnected, in ms. Default 2 000 (derper). */
+  readonly writeTimeoutMs?: number;
+  /** The same for mesh peers. Default 30 000 (derper's privilegedWriteTimeout). */
+  readonly meshWriteTimeoutMs?: number;
+  /** NotePreferred changes this soon after login are not counted as home moves, in ms. Default 5 000 (derper). */
+  readonly homeMoveGraceMs?: number;
+  /** The mesh pre-shared key (64 hex digits, as derper's -mesh-psk-file); unset: no client can mesh. */
+  readonly meshKey?: string;
+  /** Allow-list of client keys; unset: every key may log in. */
+  readonly admission?: ClientAdmission;
+  /** Queue wait of delivered packets, in seconds. */
+  readonly queueWait?: DurationRecorder;
+  /** RTT of relay-initiated pings, in seconds. */
+  readonly pingRtt?: DurationRecorder;
 }
 
-function positiveInteger(field: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new ConfigError(field, `relay option ${field} is ${value}; it must be a positive integer`);
+const MESH_KEY = /^[0-9a-f]{64}$/;
+
+function nonNegativeInteger(field: string, value: number, allowZero = false): number {
+  if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new ConfigError(
+      field,
+      `relay option ${field} is ${value}; it must be a ${allowZero ? 'non-negative' : 'positive'} integer`,
+    );
   }
   return value;
 }
 
+/** The connections of one key: usually one; more while a client reconnects or a key is cloned. */
+interface ClientSet {
+  readonly members: ClientConnection[];
+  /** The connection packets go to; undefined while duplicates exist and none is chosen. */
+  active: ClientConnection | undefined;
+  /** The member that last sent a frame (derper's sendHistory tail). */
+  lastSender: ClientConnection | undefined;
+}
+
 /**
- * A DERP relay over raw byte streams: `handle` takes a socket positioned after any HTTP upgrade;
- * `listen` accepts plain TCP for tests. A newer login for a key replaces the older connection.
+ * A DERP relay: the registry of logged-in clients, routing between them, the mesh (watchers and
+ * forwarders) and the counters. Streams arrive through `handle` (after an HTTP upgrade or a
+ * WebSocket handshake) or, for tests, through `listen` on plain TCP.
+ *
+ * Duplicate keys follow derper's default policy (last writer is active): every connection of a
+ * key stays open, packets go to the one that logged in or sent a frame most recently, and when
+ * that one leaves they are dropped as duplicate_client until another member speaks.
  */
 export class RelayServer implements ConnectionRouter {
   readonly stats = new RelayStats();
   readonly serverKeys: NodeKeyPair;
-  readonly #clients = new Map<string, ClientConnection>();
+  readonly queueWait: DurationRecorder;
+  readonly pingRtt: DurationRecorder;
+  readonly #serverId: string;
+  readonly #clients = new Map<string, ClientSet>();
   readonly #connections = new Set<ClientConnection>();
-  readonly #connectionOptions: {
-    sendQueueLength: number;
-    handshakeTimeoutMs: number;
-    keepAliveIntervalMs: number;
-  };
+  readonly #watchers = new Set<ClientConnection>();
+  readonly #forwarders = new Map<string, PacketForwarder[]>();
+  /** Key id of a source -> local clients that received its packets and hear when it leaves. */
+  readonly #peerGoneWatchers = new Map<string, Set<ClientConnection>>();
+  readonly #connectionOptions: ClientConnectionOptions;
+  readonly #meshKey: Buffer | undefined;
+  readonly #admission: ClientAdmission | undefined;
   #listener: Server | undefined;
 
   constructor(options: RelayServerOptions = {}) {
     this.serverKeys = options.keys ?? generateNodeKeyPair();
+    this.#serverId = keyId(this.serverKeys.publicKey);
+    this.queueWait = options.queueWait ?? DISCARD_DURATIONS;
+    this.pingRtt = options.pingRtt ?? DISCARD_DURATIONS;
+    this.#admission = options.admission;
+    if (options.meshKey !== undefined && !MESH_KEY.test(options.meshKey)) {
+      throw new ConfigError(
+        'meshKey',
+        'the relay mesh key must be 64 lowercase hex digits (openssl rand -hex 32)',
+      );
+    }
+    this.#meshKey = options.meshKey === undefined ? undefined : Buffer.from(options.meshKey);
     this.#connectionOptions = Object.freeze({
-      sendQueueLength: positiveInteger('sendQueueLength', options.sendQueueLength ?? 32),
-      handshakeTimeoutMs: positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000),
-      keepAliveIntervalMs: positiveInteger('keepAliveIntervalMs', options.keepAliveIntervalMs ?? 60_000),
+      sendQueueLength: nonNegativeInteger('sendQueueLength', options.sendQueueLength ?? 32),
+      handshakeTimeoutMs: nonNegativeInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000),
+      keepAliveIntervalMs: nonNegativeInteger('keepAliveIntervalMs', options.keepAliveIntervalMs ?? 60_000),
+      pingIntervalMs: nonNegativeInteger('pingIntervalMs', options.pingIntervalMs ?? 60_000, true),
+      writeTimeoutMs: nonNegativeInteger('writeTimeoutMs', options.writeTimeoutMs ?? 2_000),
+      meshWriteTimeoutMs: nonNegativeInteger('meshWriteTimeoutMs', options.meshWriteTimeoutMs ?? 30_000),
+      homeMoveGraceMs: nonNegativeInteger('homeMoveGraceMs', options.homeMoveGraceMs ?? 5_000, true),
     });
   }
 
@@ -98,22 +128,33 @@ export class RelayServer implements ConnectionRouter {
     return this.serverKeys.publicKey;
   }
 
-  /** The live connection for a public key, if that client is logged in. */
+  /** The connection packets for `publicKey` go to now, if that key is logged in here. */
   client(publicKey: Uint8Array): ClientConnection | undefined {
-    return this.#clients.get(keyId(publicKey));
+    return this.#clients.get(keyId(publicKey))?.active;
   }
 
-  handle(socket: Socket): void {
+  /** Every logged-in connection of `publicKey`. */
+  connectionsOf(publicKey: Uint8Array): readonly ClientConnection[] {
+    return this.#clients.get(keyId(publicKey))?.members ?? [];
+  }
+
+  /** Serves one DERP stream, positioned after any HTTP upgrade. */
+  handle(stream: Duplex, origin: ConnectionOrigin): void {
     this.stats.accepts++;
-    socket.setNoDelay(true);
-    const connection = new ClientConnection(socket, this, this.#connectionOptions);
+    const connection = new ClientConnection(stream, origin, this, this.#connectionOptions);
     this.#connections.add(connection);
     connection.start();
   }
 
-  /** Accepts plain TCP; resolves with the bound address (port 0 picks a free port). */
+  /** Accepts plain TCP (no HTTP); resolves with the bound address (port 0 picks a free port). */
   listen(port: number, host: string): Promise<AddressInfo> {
-    const listener = createServer((socket) => this.handle(socket));
+    const listener = createServer({ noDelay: true }, (socket: Socket) =>
+      this.handle(socket, {
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+        websocket: false,
+      }),
+    );
     this.#listener = listener;
     return new Promise((resolve, reject) => {
       listener.once('error', reject);
@@ -124,7 +165,7 @@ export class RelayServer implements ConnectionRouter {
     });
   }
 
-  /** Stops listening and closes every connection. */
+  /** Stops the plain-TCP listener, if any, and closes every connection. */
   async close(): Promise<void> {
     for (const connection of this.#connections) connection.close('server_close');
     const listener = this.#listener;
@@ -132,34 +173,232 @@ export class RelayServer implements ConnectionRouter {
     await new Promise<void>((resolve) => listener.close(() => resolve()));
   }
 
-  register(connection: ClientConnection): void {
-    const older = this.#clients.get(connection.id);
-    this.#clients.set(connection.id, connection);
-    if (older === undefined) {
-      this.stats.currentClients++;
-      return;
-    }
-    this.stats.duplicateClients++;
-    older.close('replaced');
+  admit(clientPublic: Uint8Array, info: ClientInfo): 'client' | 'mesh' | 'refused' {
+    if (this.#isMeshKey(info.meshKey)) return 'mesh';
+    if (this.#admission !== undefined && !this.#admission.allows(clientPublic)) return 'refused';
+    return 'client';
   }
 
-  route(source: ClientConnection, dstKey: Uint8Array, packet: Uint8Array): void {
-    const destination = this.#clients.get(keyId(dstKey));
-    if (destination === undefined) {
-      this.stats.packetsDropped.unknown_dest++;
-      return;
+  #isMeshKey(presented: string): boolean {
+    const meshKey = this.#meshKey;
+    if (meshKey === undefined || presented.length !== meshKey.length) return false;
+    return timingSafeEqual(Buffer.from(presented), meshKey);
+  }
+
+  register(connection: ClientConnection): void {
+    const stats = this.stats;
+    stats.connections++;
+    const existing = this.#clients.get(connection.id);
+    if (existing === undefined) {
+      this.#clients.set(connection.id, { members: [connection], active: connection, lastSender: undefined });
+      stats.clientsLocal++;
+      if (this.#forwarders.has(connection.id)) stats.clientsRemote--;
+    } else {
+      existing.members.push(connection);
+      if (existing.members.length === 2) {
+        stats.duplicateClientKeys++;
+        stats.duplicateClientConnections += 2;
+        existing.members[0]!.isDuplicate = true;
+      } else {
+        stats.duplicateClientConnections++;
+      }
+      connection.isDuplicate = true;
+      stats.duplicateClientReplacements++;
+      existing.active = connection;
     }
-    destination.recentSenders.add(source.id);
-    destination.enqueuePacket(source.publicKey!, packet);
+    this.#broadcastPresent(connection);
+  }
+
+  noteActivity(connection: ClientConnection): void {
+    const set = this.#clients.get(connection.id);
+    if (set === undefined || set.lastSender === connection) return;
+    set.lastSender = connection;
+    set.active = connection;
   }
 
   unregister(connection: ClientConnection): void {
     this.#connections.delete(connection);
-    if (!connection.registered || this.#clients.get(connection.id) !== connection) return;
-    this.#clients.delete(connection.id);
-    this.stats.currentClients--;
-    if (connection.closeCause === 'server_close') return;
-    const gone = encodePeerGone(connection.publicKey!, PeerGoneReason.Disconnected);
-    for (const senderId of connection.recentSenders) this.#clients.get(senderId)?.enqueueControl(gone);
+    if (this.#watchers.delete(connection)) this.stats.watchers--;
+    if (!connection.registered) return;
+    const stats = this.stats;
+    stats.connections--;
+    if (connection.preferred) stats.homeConnections--;
+    for (const sourceId of connection.sawSources) this.#peerGoneWatchers.get(sourceId)?.delete(connection);
+    const set = this.#clients.get(connection.id);
+    if (set === undefined) return;
+    const index = set.members.indexOf(connection);
+    if (index < 0) return;
+    set.members.splice(index, 1);
+    if (set.members.length === 0) {
+      this.#clients.delete(connection.id);
+      stats.clientsLocal--;
+      if (this.#forwarders.has(connection.id)) stats.clientsRemote++;
+      else if (connection.closeCause !== 'server_close') this.#notePeerGoneFromRegion(connection.id);
+      this.#broadcastGone(connection.publicKey!);
+      return;
+    }
+    this.#shrinkDuplicates(set, connection);
   }
+
+  #shrinkDuplicates(set: ClientSet, leaving: ClientConnection): void {
+    const stats = this.stats;
+    stats.duplicateClientConnections--;
+    if (set.lastSender === leaving) set.lastSender = undefined;
+    if (set.members.length === 1) {
+      const remaining = set.members[0]!;
+      stats.duplicateClientKeys--;
+      stats.duplicateClientConnections--;
+      remaining.isDuplicate = false;
+      set.active = remaining;
+      return;
+    }
+    if (set.active === leaving) set.active = set.lastSender;
+  }
+
+  route(source: ClientConnection, dstKey: Uint8Array, packet: Uint8Array): void {
+    const stats = this.stats;
+    const disco = looksLikeDisco(packet);
+    if (disco) stats.packetsReceived.disco++;
+    else stats.packetsReceived.other++;
+    stats.bytesReceived += packet.length;
+    const dstId = keyId(dstKey);
+    const set = this.#clients.get(dstId);
+    const nowMs = performance.now();
+    if (set !== undefined) {
+      if (set.active === undefined) stats.packetsDropped.duplicate_client++;
+      else this.#deliver(set.active, source.publicKey!, source.id, packet, nowMs);
+      return;
+    }
+    const forwarders = this.#forwarders.get(dstId);
+    if (forwarders !== undefined) {
+      forwarders[0]!.forward(source.publicKey!, dstKey, packet, nowMs);
+      return;
+    }
+    if (disco && source.takeNotHereToken(nowMs)) {
+      stats.packetsDropped.gone_not_here++;
+      stats.peerGoneFramesSent.not_here++;
+      source.enqueueControl(encodePeerGone(dstKey, PeerGoneReason.NotHere));
+      return;
+    }
+    stats.packetsDropped.unknown_dest++;
+  }
+
+  forwardIn(_source: ClientConnection, srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array): void {
+    const stats = this.stats;
+    stats.packetsForwardedIn++;
+    const set = this.#clients.get(keyId(dstKey));
+    if (set === undefined) {
+      stats.packetsDropped.unknown_dest_on_forward++;
+      return;
+    }
+    if (set.active === undefined) {
+      stats.packetsDropped.duplicate_client++;
+      return;
+    }
+    this.#deliver(set.active, srcKey, keyId(srcKey), packet, performance.now());
+  }
+
+  #deliver(
+    destination: ClientConnection,
+    srcKey: Uint8Array,
+    srcId: string,
+    packet: Uint8Array,
+    nowMs: number,
+  ): void {
+    if (!destination.sawSources.has(srcId)) {
+      destination.sawSources.add(srcId);
+      let watchers = this.#peerGoneWatchers.get(srcId);
+      if (watchers === undefined) {
+        watchers = new Set();
+        this.#peerGoneWatchers.set(srcId, watchers);
+      }
+      watchers.add(destination);
+    }
+    destination.enqueuePacket(srcKey, packet, nowMs);
+  }
+
+  addWatcher(connection: ClientConnection): void {
+    if (connection.id === this.#serverId || this.#watchers.has(connection)) return;
+    this.#watchers.add(connection);
+    this.stats.watchers++;
+    for (const set of this.#clients.values()) {
+      if (set.active !== undefined) connection.enqueueControl(presentFrame(set.active));
+    }
+  }
+
+  closePeer(peerKey: Uint8Array): void {
+    const set = this.#clients.get(keyId(peerKey));
+    if (set === undefined) return;
+    for (const member of [...set.members]) member.close('close_peer');
+  }
+
+  /** An outbound mesh link learned that `key` is connected to its peer. */
+  addForwarder(key: Uint8Array, forwarder: PacketForwarder): void {
+    const id = keyId(key);
+    if (id === this.#serverId) return;
+    const list = this.#forwarders.get(id);
+    if (list === undefined) {
+      this.#forwarders.set(id, [forwarder]);
+      if (!this.#clients.has(id)) this.stats.clientsRemote++;
+      return;
+    }
+    if (!list.includes(forwarder)) list.push(forwarder);
+  }
+
+  /** An outbound mesh link learned that `key` left its peer, or the link went down. */
+  removeForwarder(key: Uint8Array, forwarder: PacketForwarder): void {
+    const id = keyId(key);
+    const list = this.#forwarders.get(id);
+    if (list === undefined) return;
+    const index = list.indexOf(forwarder);
+    if (index < 0) return;
+    list.splice(index, 1);
+    if (list.length > 0) return;
+    this.#forwarders.delete(id);
+    if (this.#clients.has(id)) return;
+    this.stats.clientsRemote--;
+    this.#notePeerGoneFromRegion(id);
+  }
+
+  /** Tells local clients that received packets from `id` that it has left the region. */
+  #notePeerGoneFromRegion(id: string): void {
+    const watchers = this.#peerGoneWatchers.get(id);
+    if (watchers === undefined) return;
+    this.#peerGoneWatchers.delete(id);
+    const frame = encodePeerGone(Buffer.from(id, 'latin1'), PeerGoneReason.Disconnected);
+    for (const watcher of watchers) {
+      watcher.sawSources.delete(id);
+      this.stats.peerGoneFramesSent.disconnected++;
+      watcher.enqueueControl(frame);
+    }
+  }
+
+  #broadcastPresent(connection: ClientConnection): void {
+    if (this.#watchers.size === 0) return;
+    const frame = presentFrame(connection);
+    for (const watcher of this.#watchers) watcher.enqueueControl(frame);
+  }
+
+  #broadcastGone(publicKey: Uint8Array): void {
+    if (this.#watchers.size === 0) return;
+    const frame = encodePeerGone(publicKey, PeerGoneReason.Disconnected);
+    for (const watcher of this.#watchers) {
+      this.stats.peerGoneFramesSent.disconnected++;
+      watcher.enqueueControl(frame);
+    }
+  }
+}
+
+function presentFrame(connection: ClientConnection): Uint8Array {
+  let flags = 0;
+  if (connection.clientInfo?.isProber === true) flags |= PeerPresentFlags.IsProber;
+  if (connection.canMesh) flags |= PeerPresentFlags.IsMeshPeer;
+  if (flags === 0) flags = PeerPresentFlags.IsRegular;
+  const { remoteAddress, remotePort } = connection.origin;
+  return encodePeerPresent(
+    connection.publicKey!,
+    remoteAddress === '' ? '::' : remoteAddress,
+    remotePort,
+    flags,
+  );
 }

@@ -1,0 +1,124 @@
+import type { Duplex } from 'node:stream';
+import { SendQueue } from './send-queue.ts';
+import type { DurationRecorder } from './stats.ts';
+
+export interface FrameWriterOptions {
+  /** Packets held while the stream is backed up; beyond this the oldest is dropped. */
+  readonly queueLength: number;
+  /** How long the stream may stay backed up (no 'drain') before `onWriteTimeout`, in ms. */
+  readonly writeTimeoutMs: number;
+  readonly queueWait: DurationRecorder;
+  /** Called after each write with the packets and packet bytes it carried. */
+  readonly onPacketsWritten: (packets: number, packetBytes: number) => void;
+  readonly onWriteTimeout: () => void;
+}
+
+/**
+ * The one writer of a DERP stream. Control frames (server info, pong, keep-alive, peer gone and
+ * present) go ahead of packets, as derper's sendLoop prefers them. Frames queued during one turn
+ * of the event loop leave in one write, copied into one buffer after the I/O callbacks of that
+ * turn (setImmediate): under load a connection makes one syscall per turn, not one per packet.
+ * While the stream is over its high-water mark nothing more is written; packets wait in the
+ * bounded queue and a deadline runs, so a peer that stops reading is cut off, not buffered for.
+ */
+export class FrameWriter {
+  readonly #stream: Duplex;
+  readonly #options: FrameWriterOptions;
+  readonly #packets: SendQueue;
+  #control: Uint8Array[] = [];
+  #controlBytes = 0;
+  #scheduled = false;
+  #backedUp = false;
+  #deadline: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(stream: Duplex, options: FrameWriterOptions) {
+    this.#stream = stream;
+    this.#options = options;
+    this.#packets = new SendQueue(options.queueLength);
+  }
+
+  /** Packets waiting to be written. */
+  get queuedPackets(): number {
+    return this.#packets.length;
+  }
+
+  /** Control frames waiting to be written. */
+  get queuedControlFrames(): number {
+    return this.#control.length;
+  }
+
+  /** Queues a whole control frame. */
+  enqueueControl(frame: Uint8Array): void {
+    if (this.#closed) return;
+    this.#control.push(frame);
+    this.#controlBytes += frame.length;
+    this.#schedule();
+  }
+
+  /** Queues a packet frame; returns true when the oldest queued packet was dropped for it. */
+  enqueuePacket(
+    frameType: number,
+    firstKey: Uint8Array,
+    secondKey: Uint8Array | undefined,
+    packet: Uint8Array,
+    nowMs: number,
+  ): boolean {
+    const dropped = this.#packets.push(frameType, firstKey, secondKey, packet, nowMs);
+    this.#schedule();
+    return dropped;
+  }
+
+  /** Stops writing; returns the packets that were still queued. */
+  close(): number {
+    this.#closed = true;
+    clearTimeout(this.#deadline);
+    this.#control = [];
+    this.#controlBytes = 0;
+    return this.#packets.clear();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#backedUp || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    if (this.#closed || this.#backedUp) return;
+    const total = this.#controlBytes + this.#packets.encodedBytes;
+    if (total === 0) return;
+    const batch = Buffer.allocUnsafe(total);
+    let offset = 0;
+    for (const frame of this.#control) {
+      batch.set(frame, offset);
+      offset += frame.length;
+    }
+    this.#control = [];
+    this.#controlBytes = 0;
+    const packets = this.#packets.length;
+    const packetBytes = this.#packets.drainInto(batch, offset, performance.now(), this.#options.queueWait);
+    const flowing = this.#stream.write(batch);
+    if (packets > 0) this.#options.onPacketsWritten(packets, packetBytes);
+    if (!flowing) this.#waitForDrain();
+  };
+
+  #waitForDrain(): void {
+    this.#backedUp = true;
+    this.#stream.once('drain', this.#onDrain);
+    this.#deadline = setTimeout(this.#onDeadline, this.#options.writeTimeoutMs);
+    this.#deadline.unref();
+  }
+
+  readonly #onDrain = (): void => {
+    clearTimeout(this.#deadline);
+    this.#backedUp = false;
+    this.#schedule();
+  };
+
+  readonly #onDeadline = (): void => {
+    if (this.#closed || !this.#backedUp) return;
+    this.#options.onWriteTimeout();
+  };
+}
