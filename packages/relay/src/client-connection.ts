@@ -296,27 +296,32 @@ export class ClientConnection {
       case FrameType.NotePreferred:
         this.#setPreferred(decodeNotePreferred(payload));
         return;
-      case FrameType.ForwardPacket: {
-        if (!this.#canMesh) return this.close('malformed');
-        const { srcKey, dstKey, packet } = decodeForwardPacket(payload);
-        this.#router.forwardIn(this, srcKey, dstKey, packet);
-        return;
-      }
+      case FrameType.ForwardPacket:
       case FrameType.WatchConns:
-        decodeWatchConns(payload);
-        if (!this.#canMesh) return this.close('malformed');
-        this.#router.addWatcher(this);
+      case FrameType.ClosePeer:
+        this.#handleMeshFrame(frameType, payload);
         return;
-      case FrameType.ClosePeer: {
-        const peerKey = decodeClosePeer(payload);
-        if (!this.#canMesh) return this.close('malformed');
-        this.#router.closePeer(peerKey);
-        return;
-      }
       case FrameType.KeepAlive:
         return;
       default:
         this.#router.stats.unknownFrames++;
+    }
+  }
+
+  /** Frames only mesh peers may send; from anyone else they close the connection, as in derper. */
+  #handleMeshFrame(frameType: number, payload: Uint8Array): void {
+    if (!this.#canMesh) {
+      this.close('malformed');
+      return;
+    }
+    if (frameType === FrameType.ForwardPacket) {
+      const { srcKey, dstKey, packet } = decodeForwardPacket(payload);
+      this.#router.forwardIn(this, srcKey, dstKey, packet);
+    } else if (frameType === FrameType.WatchConns) {
+      decodeWatchConns(payload);
+      this.#router.addWatcher(this);
+    } else {
+      this.#router.closePeer(decodeClosePeer(payload));
     }
   }
 
