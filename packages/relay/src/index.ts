@@ -81,6 +81,7 @@ export {
   sealServerInfo,
   serverKeyFrame,
 } from './handshake.ts';
+export { RELAY_HTTP_ROUTES, RelayHttpServer, type RelayHttpServerOptions } from './http-server.ts';
 export {
   formatPrivateKey,
   formatPublicKey,
