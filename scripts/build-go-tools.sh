@@ -11,17 +11,9 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools_dir="$repo_root/test/tools"
 bin_dir="$repo_root/.cache/go-tools"
-
-find_go() {
-  if command -v go >/dev/null 2>&1; then
-    command -v go
-  elif [[ -x /usr/local/go/bin/go ]]; then
-    echo /usr/local/go/bin/go
-  else
-    echo "build-go-tools: no 'go' on PATH or at /usr/local/go/bin/go: install Go 1.24 or newer" >&2
-    exit 1
-  fi
-}
+log_prefix=build-go-tools
+# shellcheck source=lib/cached-go-build.sh
+source "$repo_root/scripts/lib/cached-go-build.sh"
 
 is_stale() {
   local module_dir="$1" binary="$2"
