@@ -1,4 +1,4 @@
-import { readFileSync, type StatWatcher, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, type Stats, stat, statSync } from 'node:fs';
 import { ConfigError } from '@switchyard/telemetry';
 import { keyId } from './client-connection.ts';
 import { parsePublicKey } from './keys.ts';
@@ -11,14 +11,14 @@ export interface AllowListEvents {
 
 /**
  * An allow-list of client keys read from a file: one `nodekey:<64 hex digits>` per line, `#`
- * comments and blank lines ignored. The file is polled (fs.watchFile), which also sees the atomic
- * symlink swap a Kubernetes ConfigMap or Secret volume makes; a file that no longer parses keeps
- * the previous list, so a bad edit never locks every client out.
+ * comments and blank lines ignored. The file is polled with stat (following symlinks), which also
+ * sees the atomic symlink swap a Kubernetes ConfigMap or Secret volume makes; a file that no
+ * longer parses keeps the previous list, so a bad edit never locks every client out.
  */
 export class AllowList implements ClientAdmission {
   readonly path: string;
   #keys: ReadonlySet<string>;
-  #watcher: StatWatcher | undefined;
+  #poller: NodeJS.Timeout | undefined;
 
   constructor(path: string) {
     this.path = path;
@@ -43,24 +43,41 @@ export class AllowList implements ClientAdmission {
     }
   }
 
-  /** Reloads whenever the file's mtime or size changes, polling every `intervalMs`. */
+  /**
+   * Reloads whenever the file's inode, size or mtime differs from the previous poll's, polling
+   * every `intervalMs`; the first baseline is taken now, so a change made after this call is seen.
+   */
   watch(intervalMs: number, events: AllowListEvents = {}): void {
-    this.#watcher = watchFile(this.path, { interval: intervalMs, persistent: false }, (current, previous) => {
-      if (
-        current.mtimeMs === previous.mtimeMs &&
-        current.size === previous.size &&
-        current.ino === previous.ino
-      )
-        return;
-      const error = this.reload();
-      events.onReload?.(error === undefined ? { keys: this.size } : { error });
-    });
+    let previous: Stats | undefined = statOrUndefined(this.path);
+    this.#poller = setInterval(() => {
+      stat(this.path, (error, current) => {
+        const now = error === null ? current : undefined;
+        if (sameFile(previous, now)) return;
+        previous = now;
+        const failure = this.reload();
+        events.onReload?.(failure === undefined ? { keys: this.size } : { error: failure });
+      });
+    }, intervalMs);
+    this.#poller.unref();
   }
 
   close(): void {
-    if (this.#watcher !== undefined) unwatchFile(this.path);
-    this.#watcher = undefined;
+    clearInterval(this.#poller);
+    this.#poller = undefined;
   }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 function readAllowList(path: string): ReadonlySet<string> {

@@ -165,6 +165,36 @@ test('a client that never reads loses its oldest packets while the sender is una
   assert.ok(relay.stats.packetsDropped.write_error <= 4);
 });
 
+test('a client that never reads is disconnected after the write deadline, and every packet is accounted for', async (t) => {
+  const { relay, port } = await startRelay(t, { sendQueueLength: 4, writeTimeoutMs: 200 });
+  const sender = await connectClient(t, port);
+  const stalledKeys = generateNodeKeyPair();
+  const stalled = await rawLogin(port, stalledKeys);
+  t.after(() => stalled.destroy());
+  stalled.on('error', () => {});
+  stalled.pause();
+  await waitFor('two registered', () => relay.stats.connections === 2);
+
+  // Keep sending until the loopback buffers are full and the relay gives up on the reader.
+  const packet = bytes(60_000, 4);
+  let sent = 0;
+  while (relay.stats.disconnects.write_timeout === 0 && sent < 20_000) {
+    for (let index = 0; index < 20; index++) sender.send(stalledKeys.publicKey, packet);
+    sent += 20;
+    await sender.ping();
+  }
+  assert.equal(relay.stats.disconnects.write_timeout, 1);
+  const drops = relay.stats.packetsDropped;
+  assert.equal(relay.stats.packetsReceived.other, sent);
+  assert.ok(drops.queue_head > 0, 'the full queue dropped its oldest packets');
+  assert.ok(drops.write_error > 0 && drops.write_error <= 4, 'the queued packets died with the connection');
+  assert.equal(
+    relay.stats.packetsSent + drops.queue_head + drops.queue_tail + drops.write_error + drops.unknown_dest,
+    sent,
+  );
+  assert.equal(relay.stats.connections, 1);
+});
+
 test('a second login for the same key keeps both and delivers to the newest, then to the last writer', async (t) => {
   const { relay, port } = await startRelay(t);
   const keys = generateNodeKeyPair();
