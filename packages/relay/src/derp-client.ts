@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConfigError, SwitchyardError } from '@switchyard/telemetry';
 import nacl from 'tweetnacl';
 import {
@@ -12,6 +12,7 @@ import {
   FrameType,
   PING_DATA_LENGTH,
 } from './codec.ts';
+import { type DerpTlsOptions, derpTarget, describeTarget, openDerpStream } from './derp-transport.ts';
 import {
   type ClientInfo,
   openServerInfo,
@@ -22,13 +23,28 @@ import {
 import type { NodeKeyPair } from './keys.ts';
 
 export interface DerpClientOptions {
-  readonly host: string;
-  readonly port: number;
+  /**
+   * The relay's URL: `http://host:port/derp` or `https://...` upgrades with `Upgrade: DERP` as
+   * derphttp does; `ws://host:port/derp` or `wss://...` speaks DERP in binary WebSocket messages
+   * (subprotocol `derp`). Give either this or `host` and `port`.
+   */
+  readonly url?: string;
+  /** Raw TCP, DERP from the first byte (`RelayServer.listen`): the relay's host. */
+  readonly host?: string;
+  /** Raw TCP: the relay's port. */
+  readonly port?: number;
+  /**
+   * http(s) URLs only, and only with `serverKey` pinned: send `Derp-Fast-Start: 1` and the login
+   * behind the request, without waiting for a 101 (derper then sends no HTTP reply). Default false.
+   */
+  readonly fastStart?: boolean;
+  /** Certificate checks for https:// and wss:// URLs. */
+  readonly tls?: DerpTlsOptions;
   /** This node's key pair; the relay routes packets addressed to its public key here. */
   readonly keys: NodeKeyPair;
   /** Pins the relay's public key: login fails if the server presents another. Default: trust any. */
   readonly serverKey?: Uint8Array;
-  /** Time allowed for TCP connect plus login, in ms. Default 10 000. */
+  /** Time allowed for connecting, any HTTP or WebSocket upgrade, and login, in ms. Default 10 000. */
   readonly handshakeTimeoutMs?: number;
   /** Received packets buffered while nobody iterates; beyond this the oldest is dropped. Default 1024. */
   readonly receiveQueueLength?: number;
@@ -54,16 +70,27 @@ function closedError(): SwitchyardError {
   return new SwitchyardError('SWY_ERR_DERP_CLOSED', 'DERP client connection is closed; connect again');
 }
 
+function checkReceiveQueueLength(length: number): number {
+  if (!Number.isSafeInteger(length) || length < 1) {
+    throw new ConfigError(
+      'receiveQueueLength',
+      `DERP client receiveQueueLength is ${length}; it must be a positive integer`,
+    );
+  }
+  return length;
+}
+
 /**
- * A DERP client over TCP, speaking the login of Tailscale's derp_client.go. Received packets
- * come out of `receive()` or `for await (const { source, packet } of client)`.
+ * A DERP client speaking the login of Tailscale's derp_client.go over raw TCP, HTTP upgrade or
+ * WebSocket (see `url`). Received packets come out of `receive()` or
+ * `for await (const { source, packet } of client)`.
  */
 export class DerpClient {
   readonly publicKey: Uint8Array;
   /** Packets dropped because the receive buffer was full. */
   packetsDropped = 0;
 
-  readonly #socket: Socket;
+  readonly #socket: Duplex;
   readonly #options: DerpClientOptions;
   readonly #receiveQueueLength: number;
   readonly #reader = new FrameReader();
@@ -74,49 +101,63 @@ export class DerpClient {
   #login: Pending<void> | undefined;
   #serverKey: Uint8Array | undefined;
   #serverInfo: ServerInfo | undefined;
+  /** True once the client info frame went out (fast start sends it before the server key arrives). */
+  #clientInfoSent: boolean;
   #isClosed = false;
 
-  private constructor(socket: Socket, options: DerpClientOptions, login: Pending<void>) {
+  private constructor(
+    socket: Duplex,
+    options: DerpClientOptions,
+    login: Pending<void>,
+    clientInfoSent: boolean,
+  ) {
     this.#socket = socket;
     this.#options = options;
     this.#login = login;
+    this.#clientInfoSent = clientInfoSent;
     this.publicKey = options.keys.publicKey;
-    this.#receiveQueueLength = options.receiveQueueLength ?? 1024;
-    if (!Number.isSafeInteger(this.#receiveQueueLength) || this.#receiveQueueLength < 1) {
-      throw new ConfigError(
-        'receiveQueueLength',
-        `DERP client receiveQueueLength is ${this.#receiveQueueLength}; it must be a positive integer`,
-      );
-    }
-    socket.setNoDelay(true);
+    this.#receiveQueueLength = checkReceiveQueueLength(options.receiveQueueLength ?? 1024);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // The fast-start transport paused the socket after peeking at its first chunk.
+    socket.resume();
     socket.on('error', (error) => this.#fail(error));
+    // A WebSocket stream ends without closing when the server closes; end it here too.
+    socket.once('end', () => socket.destroy());
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('close', () => this.#fail(closedError()));
   }
 
-  /** Connects and logs in; rejects on a handshake failure, a pinned-key mismatch, or the timeout. */
+  /**
+   * Connects (TCP, HTTP upgrade or WebSocket, after `url`) and logs in; rejects on a refused
+   * upgrade (`DerpUpgradeError`), a handshake failure, a pinned-key mismatch, or the timeout.
+   */
   static async connect(options: DerpClientOptions): Promise<DerpClient> {
+    const target = derpTarget(options);
+    checkReceiveQueueLength(options.receiveQueueLength ?? 1024);
     const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
-    const socket = connectTcp({ host: options.host, port: options.port });
-    let client: DerpClient | undefined;
-    const login = new Promise<void>((resolve, reject) => {
-      client = new DerpClient(socket, options, { resolve, reject });
-    });
+    const deadline = new AbortController();
     const timer = setTimeout(() => {
-      socket.destroy(
+      deadline.abort(
         new SwitchyardError(
           'SWY_ERR_DERP_TIMEOUT',
-          `DERP login to ${options.host}:${options.port} took over ${timeoutMs} ms; check the address`,
+          `DERP connect and login to ${describeTarget(target)} took over ${timeoutMs} ms; check the address`,
         ),
       );
     }, timeoutMs);
     try {
+      const fastStart = target.kind === 'http' && target.fastStart;
+      const preamble = fastStart ? sealClientInfo(options.keys, options.serverKey!, CLIENT_INFO) : undefined;
+      const socket = await openDerpStream(target, { signal: deadline.signal, tls: options.tls, preamble });
+      let client: DerpClient | undefined;
+      const login = new Promise<void>((resolve, reject) => {
+        client = new DerpClient(socket, options, { resolve, reject }, fastStart);
+      });
+      deadline.signal.addEventListener('abort', () => socket.destroy(deadline.signal.reason as Error));
       await login;
+      return client!;
     } finally {
       clearTimeout(timer);
     }
-    return client!;
   }
 
   /** The relay's public key, as presented at login. */
@@ -226,7 +267,9 @@ export class DerpClient {
         );
       }
       this.#serverKey = new Uint8Array(serverKey);
-      this.#socket.write(sealClientInfo(this.#options.keys, serverKey, CLIENT_INFO));
+      if (!this.#clientInfoSent)
+        this.#socket.write(sealClientInfo(this.#options.keys, serverKey, CLIENT_INFO));
+      this.#clientInfoSent = true;
       return;
     }
     if (frameType !== FrameType.ServerInfo) throw this.#unexpected(frameType, 'ServerInfo');
