@@ -58,6 +58,7 @@ export {
   type SendPacket,
 } from './codec.ts';
 export { DerpClient, type DerpClientOptions, type ReceivedPacket } from './derp-client.ts';
+export { type DerpTlsOptions, MAX_WEBSOCKET_MESSAGE } from './derp-transport.ts';
 export { discoPacket, looksLikeDisco } from './disco.ts';
 export {
   DerpEncodeError,
@@ -65,6 +66,7 @@ export {
   DerpHandshakeError,
   DerpKeyError,
   DerpPayloadError,
+  DerpUpgradeError,
   type HandshakeFailure,
 } from './errors.ts';
 export {
