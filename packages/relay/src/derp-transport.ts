@@ -244,7 +244,13 @@ function firstChunk(socket: Socket, url: URL, signal: AbortSignal): Promise<Buff
       reject(error);
     };
     const onClose = () =>
-      onError(new DerpUpgradeError(url.href, 0, 'the server closed the connection before sending anything'));
+      onError(
+        new DerpUpgradeError(
+          url.href,
+          0,
+          'the server closed the connection before answering the fast start (a refused login, or no DERP on this URL)',
+        ),
+      );
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('data', onData);
     socket.once('error', onError);
