@@ -2,6 +2,7 @@
 // test/metrics-docs.test.ts fails when the committed file differs.
 import { logForwarderCatalog } from '@switchyard/log-forwarder';
 import { proxyCatalog } from '@switchyard/proxy';
+import { RELAY_HTTP_ROUTES, relayCatalog } from '@switchyard/relay';
 import { sampleCatalog } from '@switchyard/sample-worker';
 import {
   ADMIN_ROUTES,
@@ -44,6 +45,12 @@ export function renderRepositoryMetricsReference(): string {
         instruments: proxyCatalog.instruments,
       },
       {
+        title: 'Relay (`switchyard_relay_`)',
+        intro:
+          "The DERP relay: derper's metric set, typed, with histograms where derper keeps an average. No label ever holds a key or an address. Packet accounting, true at every scrape: `packets_received_total` + `packets_forwarded_in_total` = `packets_sent_total` + `packets_forwarded_out_total` + `packets_dropped_total` (all reasons) + packets still queued (at most `sendQueueLength` per connection). Current values are up-down counters, which Prometheus shows as gauges.",
+        instruments: relayCatalog.instruments,
+      },
+      {
         title: 'Log forwarder (`switchyard_log_forwarder_`)',
         intro:
           'Accounting invariant, true at every scrape: `records_received_total` = `records_forwarded_total` + `records_dropped_total{reason=~"buffer_full|forward_failed|rejected|shutdown"}` + `buffer_records` + `in_flight_records`. Sender-reported drops (`sender_channel_full`, `sender_batch_full`) never reached the forwarder and stand outside it; refused frames count in `frame_errors_total` and `batches_dropped_total` only.',
@@ -51,7 +58,8 @@ export function renderRepositoryMetricsReference(): string {
       },
       {
         title: 'Sample worker (`switchyard_sample_`)',
-        intro: 'The instrumented TCP echo worker that `npm start` runs until the real workers land.',
+        intro:
+          "The instrumented TCP echo worker: the telemetry pipeline's reference in the cross-process tests.",
         instruments: sampleCatalog.instruments,
       },
       {
@@ -61,8 +69,8 @@ export function renderRepositoryMetricsReference(): string {
       },
       {
         title: 'HTTP server (semantic conventions), every worker',
-        intro: `Every HTTP surface a worker serves. Routes listed are the admin server's (${ADMIN_ROUTES.join(', ')}); a worker with an HTTP data plane adds its own.`,
-        instruments: httpServerCatalog([...ADMIN_ROUTES]).instruments,
+        intro: `Every HTTP surface a worker serves: the admin server's routes (${ADMIN_ROUTES.join(', ')}) and, in the relay, its DERP listener's (${RELAY_HTTP_ROUTES.join(', ')}). Upgrades to DERP and WebSocket count with status 101.`,
+        instruments: httpServerCatalog([...ADMIN_ROUTES, ...RELAY_HTTP_ROUTES]).instruments,
       },
     ],
     processMetrics(),

@@ -11,12 +11,7 @@ const workers = [
     main: '../packages/log-forwarder/src/main.ts',
     metrics: 'http://127.0.0.1:9403/metrics',
   },
-  // Kept until the relay lands: the pipeline's reference worker.
-  {
-    name: 'sample-worker',
-    main: '../packages/sample-worker/src/main.ts',
-    metrics: 'http://127.0.0.1:9400/metrics',
-  },
+  { name: 'relay', main: '../packages/relay/src/main.ts', metrics: 'http://127.0.0.1:9402/metrics' },
 ];
 
 const children: ChildProcess[] = [];

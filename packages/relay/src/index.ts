@@ -1,3 +1,4 @@
+export { AllowList, type AllowListEvents } from './admission.ts';
 export {
   ClientConnection,
   type ClientConnectionOptions,
@@ -57,6 +58,13 @@ export {
   type Restarting,
   type SendPacket,
 } from './codec.ts';
+export {
+  DEFAULT_LISTEN,
+  RELAY_ADMIN_PORT,
+  type RelayConfig,
+  readRelayConfig,
+  relayConfigSchema,
+} from './config.ts';
 export { DerpClient, type DerpClientOptions, type ReceivedPacket } from './derp-client.ts';
 export { type DerpTlsOptions, MAX_WEBSOCKET_MESSAGE } from './derp-transport.ts';
 export { discoPacket, looksLikeDisco } from './disco.ts';
@@ -84,6 +92,7 @@ export {
   serverKeyFrame,
 } from './handshake.ts';
 export { RELAY_HTTP_ROUTES, RelayHttpServer, type RelayHttpServerOptions } from './http-server.ts';
+export { loadOrCreateKeyFile } from './key-file.ts';
 export {
   formatPrivateKey,
   formatPublicKey,
@@ -97,6 +106,8 @@ export {
   parsePublicKey,
   shortKey,
 } from './keys.ts';
+export { MeshLink, type MeshLinkOptions } from './mesh-link.ts';
+export { bindRelayStats, type RelayMetrics, relayCatalog } from './metrics.ts';
 export {
   type ClientAdmission,
   type PacketForwarder,
