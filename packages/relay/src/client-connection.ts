@@ -70,6 +70,9 @@ const SERVER_PROTOCOL_VERSION = 2;
 /** A ping is not answered while this many control frames already wait for a client's writer. */
 const MAX_CONTROL_BACKLOG_FOR_PONG = 8;
 
+/** How long a closing stream may take to deliver its last frames at shutdown. */
+const SHUTDOWN_LINGER_MS = 1_000;
+
 /** PeerGone(NotHere) replies per client: a burst of 3, then one per second (derper's peerGoneLim). */
 const NOT_HERE_BURST = 3;
 const NOT_HERE_INTERVAL_MS = 1000;
@@ -209,8 +212,25 @@ export class ClientConnection {
     const reason = cause === 'write_error' || cause === 'write_timeout' ? 'write_error' : 'gone_disconnected';
     this.#router.stats.packetsDropped[reason] += lost;
     this.#router.stats.disconnects[cause]++;
-    this.stream.destroy();
+    if (cause === 'server_close') {
+      // Let what was written (a Restarting frame) reach the client; cut it off if it stalls.
+      this.stream.end();
+      setTimeout(() => this.stream.destroy(), SHUTDOWN_LINGER_MS).unref();
+    } else {
+      this.stream.destroy();
+    }
     this.#router.unregister(this);
+  }
+
+  /**
+   * Closes for shutdown: a logged-in client first gets `restartingFrame` (derp's Restarting: when
+   * to reconnect and for how long to keep trying), written in the writer's next flush.
+   */
+  shutdown(restartingFrame: Uint8Array): void {
+    if (this.#closeCause !== undefined) return;
+    if (this.registered && !this.#canMesh) this.#writer.enqueueControl(restartingFrame);
+    // The writer's flush was scheduled first; this runs after it.
+    setImmediate(() => this.close('server_close'));
   }
 
   #onData(chunk: Buffer): void {

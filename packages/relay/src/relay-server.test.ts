@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  decodeRestarting,
   encodeFrame,
   encodeKeepAlive,
   encodeNotePreferred,
@@ -337,4 +338,23 @@ test('accepts keep-alive and records NotePreferred', async (t) => {
   assert.equal(relay.stats.unknownFrames, 0);
   assert.equal(relay.stats.homeConnections, 1);
   assert.equal(relay.stats.disconnects.malformed, 0);
+});
+
+test('closing the relay tells logged-in clients it is restarting, then ends their streams', async () => {
+  const relay = new RelayServer();
+  const { port } = await relay.listen(0, HOST);
+  const raw = await rawLogin(port);
+  const reader = new FrameReader();
+  const frames: Array<{ frameType: number; payload: Uint8Array }> = [];
+  raw.on('data', (chunk: Buffer) =>
+    reader.push(chunk, (frameType, payload) => frames.push({ frameType, payload: Uint8Array.from(payload) })),
+  );
+  const ended = once(raw, 'end');
+  await relay.close(250, 10_000);
+  await ended;
+  const restarting = frames.find((frame) => frame.frameType === FrameType.Restarting);
+  assert.ok(restarting, 'a Restarting frame arrived before the end of the stream');
+  assert.deepEqual(decodeRestarting(restarting.payload), { reconnectInMs: 250, tryForMs: 10_000 });
+  assert.equal(relay.stats.disconnects.server_close, 1);
+  raw.destroy();
 });

@@ -9,7 +9,13 @@ import {
   type ConnectionRouter,
   keyId,
 } from './client-connection.ts';
-import { encodePeerGone, encodePeerPresent, PeerGoneReason, PeerPresentFlags } from './codec.ts';
+import {
+  encodePeerGone,
+  encodePeerPresent,
+  encodeRestarting,
+  PeerGoneReason,
+  PeerPresentFlags,
+} from './codec.ts';
 import { looksLikeDisco } from './disco.ts';
 import type { ClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
@@ -165,9 +171,14 @@ export class RelayServer implements ConnectionRouter {
     });
   }
 
-  /** Stops the plain-TCP listener, if any, and closes every connection. */
-  async close(): Promise<void> {
-    for (const connection of this.#connections) connection.close('server_close');
+  /**
+   * Stops the plain-TCP listener, if any, and closes every connection; clients are first told
+   * that the relay is restarting (reconnect in `reconnectInMs`, keep trying for `tryForMs`).
+   */
+  async close(reconnectInMs = 500, tryForMs = 30_000): Promise<void> {
+    const restarting = encodeRestarting(reconnectInMs, tryForMs);
+    for (const connection of this.#connections) connection.shutdown(restarting);
+    await new Promise((resolve) => setImmediate(resolve));
     const listener = this.#listener;
     if (listener === undefined) return;
     await new Promise<void>((resolve) => listener.close(() => resolve()));
