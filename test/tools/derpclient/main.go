@@ -2,7 +2,7 @@
 // protocol on stdin and stdout, so that tests and benchmarks in other languages can drive a real Go
 // peer against any DERP server.
 //
-// It connects to -url at start and prints
+// It connects to -url at start and, once the server's info frame says the login is complete, prints
 //
 //	{"event":"ready","publicKey":"nodekey:<hex>","serverKey":"nodekey:<hex>"}
 //
@@ -137,6 +137,10 @@ type peer struct {
 	stats   *receiveStats
 	counted bool
 	closing sync.Once
+	// Closed at the server info frame: derper registers a client before it sends that frame, while
+	// derphttp's Connect returns as soon as the login is sent, so only then can peers reach us.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 func main() {
@@ -174,13 +178,19 @@ func main() {
 		out:     &output{encoder: json.NewEncoder(os.Stdout)},
 		stats:   newReceiveStats(),
 		counted: *recvMode == "count",
+		ready:   make(chan struct{}),
+	}
+	go p.receiveLoop()
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		log.Fatalf("derpclient: no server info from %s: %v", *serverURL, ctx.Err())
 	}
 	p.out.print(map[string]any{
 		"event":     "ready",
 		"publicKey": privateKey.Public().String(),
 		"serverKey": client.ServerPublicKey().String(),
 	})
-	go p.receiveLoop()
 	p.commandLoop(os.Stdin)
 }
 
@@ -213,6 +223,8 @@ func (p *peer) receiveLoop() {
 			return
 		}
 		switch m := message.(type) {
+		case derp.ServerInfoMessage:
+			p.readyOnce.Do(func() { close(p.ready) })
 		case derp.ReceivedPacket:
 			p.stats.record(m.Data, p.counted)
 			if !p.counted {
