@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { CountCell, HistogramSeries } from '@switchyard/telemetry';
+import type { Pump } from './pump.ts';
 
 /** The metric cells of one (pool, upstream) pair that a proxied connection updates. */
 export interface ConnectionCells {
@@ -12,12 +13,11 @@ export interface ConnectionCells {
 /**
  * One client connection spliced to one upstream connection.
  *
- * Each direction forwards a socket's 'data' chunks to the other socket and pauses the reader while
- * the writer is over its high-water mark, resuming on 'drain' (what `pipe()` does, without its
- * per-connection bookkeeping): the kernel's flow control and this backpressure keep at most a
- * high-water mark of data per direction in memory however slow a side reads. Both sockets are
- * created with `allowHalfOpen`, so a FIN from one side is passed on as a FIN to the other while the
- * opposite direction keeps flowing (half-close). An error on either side destroys both. Bytes are
+ * Each direction is a {@link Pump}: the reading socket reads into the pump's own buffer, which is
+ * written to the other socket, and reading stops while that socket still holds data: the kernel's
+ * flow control and this backpressure keep at most one read per direction in memory however slow a
+ * side reads. Both sockets are created with `allowHalfOpen`, so a FIN from one side is passed on as
+ * a FIN to the other while the opposite direction keeps flowing (half-close). An error on either side destroys both. Bytes are
  * read from the sockets' own counters when metrics are collected (`flushBytes`) and when the
  * connection ends, and idleness is judged by a sweep over those counters.
  */
@@ -38,14 +38,14 @@ export class ProxiedConnection {
   #lastActiveAt: number;
 
   constructor(
-    client: Socket,
-    upstream: Socket,
+    client: Pump,
+    upstream: Pump,
     cells: ConnectionCells,
     idleTimeoutMs: number,
     onClosed: (connection: ProxiedConnection) => void,
   ) {
-    this.client = client;
-    this.upstream = upstream;
+    this.client = client.source;
+    this.upstream = upstream.source;
     this.idleTimeoutMs = idleTimeoutMs;
     this.#cells = cells;
     this.#onClosed = onClosed;
@@ -57,17 +57,17 @@ export class ProxiedConnection {
       this.#closedSides += 1;
       if (this.#closedSides === 2) this.#finish();
     };
-    client.on('error', fail);
-    upstream.on('error', fail);
-    client.on('close', sideClosed);
-    upstream.on('close', sideClosed);
-    forward(client, upstream);
-    forward(upstream, client);
+    this.client.on('error', fail);
+    this.upstream.on('error', fail);
+    this.client.on('close', sideClosed);
+    this.upstream.on('close', sideClosed);
+    client.pipeTo(this.upstream);
+    upstream.pipeTo(this.client);
     // A client that left while its upstream was being dialled has closed already: its 'close' will
     // not come again, and the upstream has nobody to talk to.
-    if (client.closed) {
+    if (this.client.closed) {
       sideClosed();
-      upstream.destroy();
+      this.upstream.destroy();
     }
   }
   /** Adds the bytes read since the last flush to the byte counters (collection time and at the end). */
@@ -109,13 +109,4 @@ export class ProxiedConnection {
     this.#cells.duration.record((performance.now() - this.#opened) / 1000);
     this.#onClosed(this);
   }
-}
-
-/** Sends what `from` reads to `to`, with backpressure, and passes `from`'s FIN on to `to`. */
-function forward(from: Socket, to: Socket): void {
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
 }

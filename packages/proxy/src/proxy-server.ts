@@ -5,6 +5,7 @@ import { ProxiedConnection } from './connection.ts';
 import { Listener } from './listener.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { encodeProxyV1, encodeProxyV2 } from './proxy-protocol.ts';
+import type { Pump } from './pump.ts';
 import { type Upstream, UpstreamPool } from './upstream-pool.ts';
 
 function ignoreError(): void {}
@@ -143,36 +144,42 @@ export class ProxyServer implements Drainable {
     return bound;
   }
 
-  #handle(client: Socket, listener: Listener): void {
+  #handle(client: Pump, listener: Listener): void {
     const pool = this.#pools.get(listener.config.pool);
-    client.on('error', ignoreError);
+    client.source.on('error', ignoreError);
     if (pool === undefined) {
-      listener.reject(client, 'no_healthy_upstream');
+      listener.reject(client.source, 'no_healthy_upstream');
       listener.released();
       return;
     }
     this.#dialling += 1;
     // Reading the peer address costs a system call: only the policy that hashes it asks for it.
-    const clientIp = pool.needsClientIp ? (client.remoteAddress ?? '') : '';
-    // What the client sends while we dial waits in its socket: nothing reads it until it is spliced.
-    pool.dial(clientIp, (upstream, socket) => {
+    const clientIp = pool.needsClientIp ? (client.source.remoteAddress ?? '') : '';
+    // What the client sends while we dial waits in the kernel: nothing reads it until it is spliced.
+    pool.dial(clientIp, (upstream, upstreamPump) => {
       this.#dialling -= 1;
-      if (upstream === undefined || socket === undefined) {
-        listener.reject(client, 'no_healthy_upstream');
+      if (upstream === undefined || upstreamPump === undefined) {
+        listener.reject(client.source, 'no_healthy_upstream');
         listener.released();
         this.#checkDrained();
         return;
       }
-      this.#splice(client, listener, pool, upstream, socket);
+      this.#splice(client, listener, pool, upstream, upstreamPump);
     });
   }
 
-  #splice(client: Socket, listener: Listener, pool: UpstreamPool, upstream: Upstream, socket: Socket): void {
-    const header = this.#proxyHeader(pool.config.proxyProtocol, client);
-    if (header !== undefined) socket.write(header);
+  #splice(
+    client: Pump,
+    listener: Listener,
+    pool: UpstreamPool,
+    upstream: Upstream,
+    upstreamPump: Pump,
+  ): void {
+    const header = this.#proxyHeader(pool.config.proxyProtocol, client.source);
+    if (header !== undefined) upstreamPump.source.write(header);
     const connection = new ProxiedConnection(
       client,
-      socket,
+      upstreamPump,
       upstream.cells,
       pool.config.idleTimeoutMs,
       (closed) => {

@@ -1,10 +1,11 @@
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { type Logger, splitHostPort } from '@switchyard/telemetry';
 import { type Balancer, createBalancer } from './balancer.ts';
 import type { PoolConfig, UpstreamConfig } from './config.ts';
 import type { ConnectionCells } from './connection.ts';
 import { ActiveHealthChecker, type HealthCheckFailure } from './health-checker.ts';
 import type { DialFailureReason, ProxyMetrics } from './metrics.ts';
+import { Pump } from './pump.ts';
 import { UpstreamHealth } from './upstream-health.ts';
 
 /** One upstream of a pool: its address, health, load and metric cells. */
@@ -104,10 +105,10 @@ export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): Dia
 }
 
 /**
- * Receives the outcome of one {@link UpstreamPool.dial}, exactly once: the connected socket and the
- * upstream it reaches, or two undefineds when no attempt succeeded.
+ * Receives the outcome of one {@link UpstreamPool.dial}, exactly once: the upstream reached and the
+ * pump reading its connected socket (not reading yet), or two undefineds when no attempt succeeded.
  */
-export type DialCallback = (upstream: Upstream | undefined, socket: Socket | undefined) => void;
+export type DialCallback = (upstream: Upstream | undefined, pump: Pump | undefined) => void;
 
 /** The state of one client's dial across its failover attempts. */
 interface PendingDial {
@@ -209,7 +210,12 @@ export class UpstreamPool {
       pending.done(undefined, undefined);
       return;
     }
-    const socket = connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true });
+    const pump = new Pump((onread) =>
+      connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true, onread }),
+    );
+    const socket = pump.source;
+    // Not reading until the pump is piped: the connection it will feed does not exist yet.
+    socket.pause();
     const failed = (reason: DialFailureReason) => {
       clearTimeout(timer);
       socket.off('error', onError);
@@ -228,7 +234,7 @@ export class UpstreamPool {
       upstream.activeConnections += 1;
       upstream.health.recordDialSuccess();
       upstream.cells.connections.add();
-      pending.done(upstream, socket);
+      pending.done(upstream, pump);
     };
     const timer = setTimeout(failed, this.#config.dialTimeoutMs, 'timeout');
     socket.on('error', onError);
