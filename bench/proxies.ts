@@ -252,22 +252,35 @@ const nodePipe: Contender = {
   },
 };
 
-function switchyard(name: string, metrics: boolean): Contender {
+function switchyard(name: string, metrics: boolean, main = SWITCHYARD_MAIN): Contender {
   return {
     name,
     skipReason: () =>
-      existsSync(SWITCHYARD_MAIN)
+      existsSync(main)
         ? undefined
-        : `${path.relative(REPO_ROOT, SWITCHYARD_MAIN)} does not exist yet (the proxy has not landed)`,
+        : `${path.relative(REPO_ROOT, main)} does not exist (the proxy has not landed, or BENCH_PROXY_BASELINE is wrong)`,
     start: async (upstreamPort, workDir) => {
       const port = await freePort();
       const launch = switchyardConfig({ listen: port, upstream: upstreamPort, metrics });
       const configFile = path.join(workDir, `${name}.json`);
       writeFileSync(configFile, `${JSON.stringify(launch.config, null, 2)}\n`);
-      const args = [SWITCHYARD_MAIN, '--config', configFile];
+      const args = [main, '--config', configFile];
       return startProcess(name, port, process.execPath, args, workDir, launch.env);
     },
   };
+}
+
+/**
+ * Another copy of our proxy to compare against in the same run, when BENCH_PROXY_BASELINE names a
+ * directory (relative to the repository root) holding `packages/proxy/src` of an earlier revision,
+ * e.g. `git archive HEAD~1 packages/proxy | tar -x -C .cache/proxy-baseline`. It must sit inside
+ * the repository so that its imports resolve to this checkout's node_modules.
+ */
+function baseline(): Contender[] {
+  const directory = process.env.BENCH_PROXY_BASELINE;
+  if (directory === undefined || directory === '') return [];
+  const main = path.resolve(REPO_ROOT, directory, 'packages/proxy/src/main.ts');
+  return [switchyard('switchyard-baseline', true, main)];
 }
 
 /** Every contender, in the order the tables list them. */
@@ -277,4 +290,5 @@ export const CONTENDERS: readonly Contender[] = [
   nodePipe,
   switchyard('switchyard', true),
   switchyard('switchyard-no-metrics', false),
+  ...baseline(),
 ];
