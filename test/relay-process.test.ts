@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DerpClient, discoPacket, generateNodeKeyPair } from '@switchyard/relay';
 import { parseExposition, sampleValue } from './support/exposition.ts';
+import { freePort } from './support/free-port.ts';
 import { checkMetrics } from './support/promtool.ts';
 import { spawnWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -163,5 +165,62 @@ describe('the relay as a process', () => {
     assert.deepEqual(stopped, { code: 0, signal: null });
     relay = await startRelay(file);
     assert.equal(relay.publicKey, firstKey);
+  });
+});
+
+describe('two relay processes meshed', () => {
+  let relays: RunningRelay[] = [];
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-relay-mesh-'));
+    const meshKeyFile = join(dir, 'mesh-psk');
+    writeFileSync(meshKeyFile, `${randomBytes(32).toString('hex')}\n`);
+    const ports = [await freePort(), await freePort()];
+    relays = await Promise.all(
+      ports.map((port, index) => {
+        const file = join(dir, `relay-${index}.json`);
+        const peer = ports[1 - index];
+        writeFileSync(
+          file,
+          JSON.stringify({
+            telemetry: { admin: { port: 0 } },
+            listen: `127.0.0.1:${port}`,
+            keyFile: join(dir, `relay-${index}-key.json`),
+            mesh: {
+              keyFile: meshKeyFile,
+              peers: [{ name: `relay-${1 - index}`, url: `http://127.0.0.1:${peer}/derp` }],
+            },
+          }),
+        );
+        return startRelay(file);
+      }),
+    );
+    await Promise.all(relays.map((relay) => relay.process.waitForLog((line) => line.msg === 'mesh link up')));
+  });
+  after(async () => {
+    await Promise.all(relays.map((relay) => relay.process.stop('SIGKILL')));
+  });
+
+  test('clients on different relays exchange packets through the mesh, and both sides count them', async (t) => {
+    const [a, b] = relays as [RunningRelay, RunningRelay];
+    const alice = await DerpClient.connect({ url: a.url, keys: generateNodeKeyPair() });
+    const bob = await DerpClient.connect({ url: b.url, keys: generateNodeKeyPair() });
+    t.after(() => Promise.all([alice.close(), bob.close()]));
+    // Bob is reachable from a once b's PeerPresent for him has arrived over a's watch link.
+    let families = parseExposition(await (await fetch(`${a.adminUrl}/metrics`)).text());
+    while (sampleValue(families, 'switchyard_relay_clients_remote') === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      families = parseExposition(await (await fetch(`${a.adminUrl}/metrics`)).text());
+    }
+    for (let index = 0; index < 5; index++) alice.send(bob.publicKey, filled(1024, index));
+    for (let index = 0; index < 5; index++)
+      assert.deepEqual((await bob.receive()).packet, filled(1024, index));
+    const atA = parseExposition(await (await fetch(`${a.adminUrl}/metrics`)).text());
+    const atB = parseExposition(await (await fetch(`${b.adminUrl}/metrics`)).text());
+    assert.equal(sampleValue(atA, 'switchyard_relay_packets_forwarded_out_total'), 5);
+    assert.equal(sampleValue(atB, 'switchyard_relay_packets_forwarded_in_total'), 5);
+    assert.equal(sampleValue(atB, 'switchyard_relay_packets_sent_total'), 5);
+    assert.equal(sampleValue(atA, 'switchyard_relay_mesh_links', { state: 'up' }), 1);
+    assert.equal(sampleValue(atB, 'switchyard_relay_watchers'), 1);
   });
 });
