@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import { ConfigError } from '@switchyard/telemetry';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { DerpClient } from './derp-client.ts';
-import { MAX_WEBSOCKET_MESSAGE } from './derp-transport.ts';
 import { DerpUpgradeError } from './errors.ts';
 import { serverKeyFrame } from './handshake.ts';
 import { RelayHttpServer } from './http-server.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { RelayServer } from './relay-server.ts';
+import { MAX_WEBSOCKET_MESSAGE } from './websocket-stream.ts';
 
 const HOST = '127.0.0.1';
 type TestContext = { after(fn: () => unknown): void };

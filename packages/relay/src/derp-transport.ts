@@ -5,8 +5,9 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { ConfigError } from '@switchyard/telemetry';
-import WebSocket, { createWebSocketStream } from 'ws';
+import WebSocket from 'ws';
 import { DerpUpgradeError } from './errors.ts';
+import { webSocketByteStream } from './websocket-stream.ts';
 
 /**
  * How a client reaches a relay: raw TCP (DERP from the first byte, as `RelayServer.listen`
@@ -309,27 +310,9 @@ function openWebSocket(url: URL, options: OpenOptions): Promise<Duplex> {
       settled = true;
       signal.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
-      resolve(messageSizedStream(socket));
+      resolve(webSocketByteStream(socket));
     });
   });
-}
-
-/**
- * derper reads WebSocket messages through Tailscale's wsconn, which keeps coder/websocket's default
- * limit of 32 KiB per message and drops the connection on a larger one; DERP over WebSocket is a
- * byte stream, so a frame may span messages, and writes are cut to that size.
- */
-export const MAX_WEBSOCKET_MESSAGE = 32 << 10;
-
-function messageSizedStream(socket: WebSocket): Duplex {
-  const stream = createWebSocketStream(socket);
-  stream._write = (chunk: Buffer, _encoding, callback) => {
-    for (let offset = 0; offset < chunk.length; offset += MAX_WEBSOCKET_MESSAGE) {
-      const end = offset + MAX_WEBSOCKET_MESSAGE;
-      socket.send(chunk.subarray(offset, end), end >= chunk.length ? callback : undefined);
-    }
-  };
-  return stream;
 }
 
 // ws checks the subprotocol of a 101 reply itself and fails the handshake with a plain Error

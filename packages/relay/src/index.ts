@@ -66,7 +66,7 @@ export {
   relayConfigSchema,
 } from './config.ts';
 export { DerpClient, type DerpClientOptions, type ReceivedPacket } from './derp-client.ts';
-export { type DerpTlsOptions, MAX_WEBSOCKET_MESSAGE } from './derp-transport.ts';
+export type { DerpTlsOptions } from './derp-transport.ts';
 export { discoPacket, looksLikeDisco } from './disco.ts';
 export {
   DerpEncodeError,
@@ -126,3 +126,4 @@ export {
   type PeerGoneLabel,
   RelayStats,
 } from './stats.ts';
+export { MAX_WEBSOCKET_MESSAGE, webSocketByteStream } from './websocket-stream.ts';
