@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './free-port.ts';
+import { answersOk, findOnPath, serverError, spawnServer, waitUntilReady } from './server-process.ts';
 
 export interface ScrapeTarget {
   /** Becomes the `job` label of every series scraped from this target. */
@@ -16,6 +14,8 @@ export interface ScrapeTarget {
   bearerToken?: string;
   /** Defaults to `/metrics`. */
   metricsPath?: string;
+  /** Keep the `job` and `instance` labels the target serves (a ServiceMonitor's `honorLabels`). */
+  honorLabels?: boolean;
 }
 
 export interface PrometheusOptions {
@@ -24,6 +24,8 @@ export interface PrometheusOptions {
   scrapeIntervalSeconds?: number;
   /** How long to wait for `/-/ready` before giving up. Defaults to 20000. */
   readyTimeoutMs?: number;
+  /** The `prometheus` binary to run. Defaults to the one on PATH (Debian's package). */
+  binary?: string;
 }
 
 /** One element of an instant vector, with the sample value parsed (`+Inf`, `-Inf`, `NaN` included). */
@@ -54,24 +56,20 @@ export interface RunningPrometheus {
     timeoutMs?: number,
   ): Promise<VectorSample[]>;
   targets(): Promise<ActiveTarget[]>;
+  /** The label sets of every series matching the selector (`/api/v1/series`), over the stored data. */
+  series(match: string): Promise<Array<Record<string, string>>>;
   /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s) and removes the temporary directory. */
   stop(): Promise<void>;
 }
 
-const readyPollIntervalMs = 100;
 const queryPollIntervalMs = 200;
 const requestTimeoutMs = 5_000;
-const stopGraceMs = 10_000;
-const stderrTailBytes = 8_192;
 const startAttempts = 3;
-
-/** Servers not yet stopped, killed synchronously if the test process exits first. */
-const unstopped = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
 
 /**
  * Starts a real `prometheus` server on 127.0.0.1 that scrapes `targets`, and resolves once it
- * reports ready. Needs `prometheus` on PATH (scripts/ensure-test-deps.sh installs it).
+ * reports ready. Runs `options.binary`, else `prometheus` from PATH (scripts/ensure-test-deps.sh
+ * installs it).
  *
  * The first scrape comes about 5 s after ready, whatever the interval: Prometheus hands new
  * target sets to its scrape manager on a fixed 5 s tick. Wait with `waitFor`, not a fixed sleep.
@@ -81,7 +79,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   if (!Number.isInteger(scrapeIntervalSeconds) || scrapeIntervalSeconds < 1) {
     throw new Error(`scrapeIntervalSeconds must be a whole number >= 1, got ${scrapeIntervalSeconds}`);
   }
-  const prometheusPath = findOnPath('prometheus');
+  const prometheusPath = options.binary ?? findOnPath('prometheus');
   if (prometheusPath === undefined) {
     throw new Error(
       "prometheus is not on PATH: run scripts/ensure-test-deps.sh (it installs Debian's prometheus package)",
@@ -114,6 +112,7 @@ function renderConfig(targets: ScrapeTarget[], scrapeIntervalSeconds: number): s
       metrics_path: target.metricsPath ?? '/metrics',
       scheme: 'http',
       static_configs: [{ targets: [target.address] }],
+      ...(target.honorLabels === true ? { honor_labels: true } : {}),
       ...(target.bearerToken === undefined
         ? {}
         : { authorization: { type: 'Bearer', credentials: target.bearerToken } }),
@@ -135,38 +134,9 @@ async function launch(
     `--web.listen-address=127.0.0.1:${port}`,
     '--log.level=info',
   ];
-  const child = spawnTiedToThisProcess(prometheusPath, args);
-  const stderr = new StderrTail(child);
-  let exitedEarly = false;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', (error) => {
-      stderr.append(`spawn failed: ${error.message}`);
-      resolve();
-    });
-  }).then(() => {
-    exitedEarly = true;
-  });
-  trackUntilStopped(child, tempDir);
-
-  const describe = (what: string): Error =>
-    new Error(`${what}\n--- prometheus stderr (tail) ---\n${stderr.text()}`);
-
-  const deadline = Date.now() + readyTimeoutMs;
-  while (!(await isReady(url))) {
-    if (exitedEarly) {
-      untrack(child);
-      throw describe(
-        `prometheus exited before becoming ready (exit code ${child.exitCode}, signal ${child.signalCode})`,
-      );
-    }
-    if (Date.now() > deadline) {
-      await terminate(child, exited);
-      untrack(child);
-      throw describe(`prometheus was not ready at ${url}/-/ready within ${readyTimeoutMs} ms`);
-    }
-    await sleep(readyPollIntervalMs);
-  }
+  const server = spawnServer(prometheusPath, args, { scratchDir: tempDir });
+  const describe = (what: string): Error => serverError(server, 'prometheus', what);
+  await waitUntilReady(server, 'prometheus', () => answersOk(`${url}/-/ready`), readyTimeoutMs);
 
   let stopped: Promise<void> | undefined;
   const running: RunningPrometheus = {
@@ -205,69 +175,19 @@ async function launch(
         labels,
       }));
     },
+    series: async (match) =>
+      apiGet<Array<Record<string, string>>>(
+        `${url}/api/v1/series?${new URLSearchParams({ 'match[]': match })}`,
+      ),
     stop: () => {
       stopped ??= (async () => {
-        await terminate(child, exited);
-        untrack(child);
+        await server.stop();
         await rm(tempDir, { recursive: true, force: true });
       })();
       return stopped;
     },
   };
   return running;
-}
-
-// PR_SET_PDEATHSIG (via util-linux setpriv) has the kernel send SIGTERM to prometheus when this
-// process dies, even by SIGKILL or a signal Node does not turn into an 'exit' event.
-function spawnTiedToThisProcess(command: string, args: string[]): ChildProcess {
-  const setpriv = findOnPath('setpriv');
-  const [file, argv] =
-    setpriv === undefined ? [command, args] : [setpriv, ['--pdeathsig', 'TERM', command, ...args]];
-  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  // A test that forgets stop() must not keep its file's event loop alive; the exit hook kills it.
-  child.unref();
-  (child.stderr as Socket | null)?.unref();
-  return child;
-}
-
-async function terminate(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return;
-  }
-  // Referenced again so that the event loop stays up until the exit has been seen.
-  child.ref();
-  child.kill('SIGTERM');
-  const escalation = setTimeout(() => child.kill('SIGKILL'), stopGraceMs);
-  await exited;
-  clearTimeout(escalation);
-}
-
-function trackUntilStopped(child: ChildProcess, tempDir: string): void {
-  unstopped.set(child, tempDir);
-  if (exitHookInstalled) {
-    return;
-  }
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const [leftover, dir] of unstopped) {
-      leftover.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
-function untrack(child: ChildProcess): void {
-  unstopped.delete(child);
-}
-
-async function isReady(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(requestTimeoutMs) });
-    await response.body?.cancel();
-    return response.ok;
-  } catch {
-    return false;
-  }
 }
 
 interface ApiVectorElement {
@@ -313,35 +233,4 @@ async function apiGet<T>(requestUrl: string): Promise<T> {
     throw new Error(`${requestUrl} answered HTTP ${response.status}: ${body.errorType}: ${body.error}`);
   }
   return body.data;
-}
-
-function findOnPath(command: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') {
-      continue;
-    }
-    const candidate = join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {}
-  }
-  return undefined;
-}
-
-/** Keeps the last few KiB of the server's stderr for error messages. */
-class StderrTail {
-  #text = '';
-
-  constructor(child: ChildProcess) {
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.append(chunk));
-  }
-
-  append(chunk: string): void {
-    this.#text = (this.#text + chunk).slice(-stderrTailBytes);
-  }
-
-  text(): string {
-    return this.#text;
-  }
 }
