@@ -17,9 +17,11 @@ export interface FrameWriterOptions {
  * The one writer of a DERP stream. Control frames (server info, pong, keep-alive, peer gone and
  * present) go ahead of packets, as derper's sendLoop prefers them. Frames queued during one turn
  * of the event loop leave in one write, copied into one buffer after the I/O callbacks of that
- * turn (setImmediate): under load a connection makes one syscall per turn, not one per packet.
- * While the stream is over its high-water mark nothing more is written; packets wait in the
- * bounded queue and a deadline runs, so a peer that stops reading is cut off, not buffered for.
+ * turn (setImmediate), or as soon as the queue is full: under load a connection makes one syscall
+ * per turn or per queue-full, not one per packet. Once the kernel refuses part of a write
+ * (`write()` returns false) nothing more is written until 'drain'; packets wait in the bounded
+ * queue, the oldest giving way, and a deadline runs, so a peer that stops reading is cut off, not
+ * buffered for.
  */
 export class FrameWriter {
   readonly #stream: Duplex;
@@ -64,6 +66,9 @@ export class FrameWriter {
     packet: Uint8Array,
     nowMs: number,
   ): boolean {
+    // A full queue whose stream is not backed up is written out now rather than dropped: the
+    // bound applies to a reader that is slow, not to a burst that arrived in one read.
+    if (this.#packets.length === this.#packets.capacity && !this.#backedUp && !this.#closed) this.#flush();
     const dropped = this.#packets.push(frameType, firstKey, secondKey, packet, nowMs);
     this.#schedule();
     return dropped;
