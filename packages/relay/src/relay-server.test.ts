@@ -166,6 +166,21 @@ test('a client that never reads loses its oldest packets while the sender is una
   assert.ok(relay.stats.packetsDropped.write_error <= 4);
 });
 
+test('a burst larger than the send queue, to a client that reads, arrives whole', async (t) => {
+  const { relay, port } = await startRelay(t, { sendQueueLength: 4 });
+  const bob = await connectClient(t, port);
+  const raw = await rawLogin(port);
+  t.after(() => raw.destroy());
+  // 100 frames in one write: the relay reads them in one chunk, 25 times its queue length.
+  raw.write(
+    Buffer.concat(
+      Array.from({ length: 100 }, (_, index) => encodeSendPacket(bob.publicKey, bytes(200, index))),
+    ),
+  );
+  for (let index = 0; index < 100; index++) assert.deepEqual((await bob.receive()).packet, bytes(200, index));
+  assert.equal(relay.stats.packetsDropped.queue_head, 0);
+});
+
 test('a client that never reads is disconnected after the write deadline, and every packet is accounted for', async (t) => {
   const { relay, port } = await startRelay(t, { sendQueueLength: 4, writeTimeoutMs: 200 });
   const sender = await connectClient(t, port);
