@@ -4,9 +4,11 @@ import nacl from 'tweetnacl';
 import {
   decodeHealth,
   decodePeerGone,
+  decodePing,
   decodePong,
   decodeRecvPacket,
   encodePing,
+  encodePong,
   encodeSendPacket,
   FrameReader,
   FrameType,
@@ -242,6 +244,10 @@ export class DerpClient {
         this.#pings.delete(key);
         return;
       }
+      case FrameType.Ping:
+        // The client declares CanAckPings, so it answers the relay's pings, as Tailscale's does.
+        this.#socket.write(encodePong(decodePing(payload)));
+        return;
       case FrameType.PeerGone: {
         const { peerKey, reason } = decodePeerGone(payload);
         this.#options.onPeerGone?.(new Uint8Array(peerKey), reason);
