@@ -11,7 +11,13 @@ import {
   RelayHttpServer,
   RelayServer,
 } from '@switchyard/relay';
-import { type GoDerpPeer, type RunningDerper, startDerper, startGoDerpPeer } from './support/derp-peers.ts';
+import {
+  type GoDerpPeer,
+  type GoDerpPeerOptions,
+  type RunningDerper,
+  startDerper,
+  startGoDerpPeer,
+} from './support/derp-peers.ts';
 
 /*
  * Interop with real peers: Tailscale's derper and its Go client (tailscale.com/derp/derphttp),
@@ -43,8 +49,8 @@ async function connectOurs(t: TestContext, options: Omit<DerpClientOptions, 'key
   return client;
 }
 
-async function startGo(t: TestContext, url: string): Promise<GoDerpPeer> {
-  const peer = await startGoDerpPeer(url);
+async function startGo(t: TestContext, url: string, options?: GoDerpPeerOptions): Promise<GoDerpPeer> {
+  const peer = await startGoDerpPeer(url, options);
   t.after(() => peer.kill());
   return peer;
 }
@@ -74,6 +80,26 @@ function peerGone(): {
     resolve = done;
   });
   return { onPeerGone: (key, reason) => resolve([key, reason]), next };
+}
+
+/**
+ * A Go client floods 2,000 packets of 1,200 bytes through a fresh relay to a Go client that only
+ * counts, over `scheme`; the relay's queue holds the whole burst, so every packet must arrive,
+ * many frames per write, and the receiver must still answer a ping afterwards.
+ */
+async function burstToGoClient(t: TestContext, scheme: 'http' | 'ws'): Promise<void> {
+  const relay = new RelayServer({ sendQueueLength: 4096 });
+  const http = new RelayHttpServer(relay);
+  const { port } = await http.listen(0, '127.0.0.1');
+  t.after(async () => {
+    http.close();
+    await relay.close();
+  });
+  const sender = await startGo(t, `http://127.0.0.1:${port}/derp`);
+  const receiver = await startGo(t, `${scheme}://127.0.0.1:${port}/derp`, { recv: 'count' });
+  await sender.flood(receiver.publicKey, 2000, 1200);
+  assert.deepEqual(await receiver.stats(2000, 10_000), { received: 2000, bytesReceived: 2000 * 1200 });
+  assert.ok((await receiver.ping()) > 0);
 }
 
 describe("through Tailscale's derper", () => {
@@ -177,6 +203,10 @@ describe('through our relay', () => {
     await exchangeBothWays(overHttp, overWebSocket, GO_WEBSOCKET_PACKET_SIZES);
     await exchangeBothWays(ours, overHttp);
     await exchangeBothWays(ours, overWebSocket, GO_WEBSOCKET_PACKET_SIZES);
+  });
+
+  test('a Go client over Upgrade: DERP receives a burst of 2,000 packets of 1,200 bytes, every one', async (t) => {
+    await burstToGoClient(t, 'http');
   });
 
   test("a Go client's pings through our relay are answered, over Upgrade: DERP and over WebSocket", async (t) => {

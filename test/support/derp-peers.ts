@@ -127,6 +127,13 @@ export interface GoDerpPeer {
   ping(): Promise<number>;
   /** The next packet the Go client received (started with recv `print`). */
   receive(): Promise<{ source: Uint8Array; packet: Uint8Array }>;
+  /**
+   * derpclient's flood: `count` packets of `size` bytes (at least 16: sequence number and send
+   * time) to `to`, as fast as derphttp writes them; resolves once the last is written.
+   */
+  flood(to: Uint8Array, count: number, size: number): Promise<{ count: number; elapsedNs: number }>;
+  /** Packets received so far, once at least `waitFor` have arrived or `timeoutMs` has passed. */
+  stats(waitFor?: number, timeoutMs?: number): Promise<{ received: number; bytesReceived: number }>;
   /** The next not yet consumed event of this kind; rejects when the client reports an error first. */
   nextEvent(kind: string, timeoutMs?: number): Promise<PeerEvent>;
   /** Sends the close command and resolves with the exit code. */
@@ -172,6 +179,16 @@ export async function startGoDerpPeer(url: string, options: GoDerpPeerOptions = 
         source: parsePublicKey(received.from as string),
         packet: new Uint8Array(Buffer.from(received.payload as string, 'base64')),
       };
+    },
+    flood: async (to, count, size) => {
+      command({ op: 'flood', to: formatPublicKey(to), count, size });
+      const flooded = await events.next('flooded', 60_000);
+      return { count: flooded.count as number, elapsedNs: flooded.elapsedNs as number };
+    },
+    stats: async (waitFor = 0, timeoutMs = 0) => {
+      command({ op: 'stats', waitFor, timeoutMs });
+      const stats = await events.next('stats', timeoutMs + 10_000);
+      return { received: stats.received as number, bytesReceived: stats.bytesReceived as number };
     },
     nextEvent: (kind, timeoutMs) => events.next(kind, timeoutMs),
     close: async () => {
