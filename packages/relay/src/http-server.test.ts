@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
+import { selfSignedCertificate } from '@switchyard/otlp-proto';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { decodeRecvPacket, encodeSendPacket, FrameReader, FrameType } from './codec.ts';
+import { DerpClient } from './derp-client.ts';
 import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { RelayHttpServer } from './http-server.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
@@ -196,4 +199,29 @@ test('/generate_204 echoes a valid challenge and ignores an invalid one', async 
   const invalid = await fetch(`${base}/generate_204`, { headers: { 'X-Tailscale-Challenge': 'no spaces!' } });
   assert.equal(invalid.status, 204);
   assert.equal(invalid.headers.get('x-tailscale-response'), null);
+});
+
+test('with certificate files the relay serves DERP over HTTPS', async (t) => {
+  const certificate = selfSignedCertificate();
+  t.after(() => rmSync(certificate.dir, { recursive: true, force: true }));
+  const relay = new RelayServer();
+  const https = new RelayHttpServer(relay, {
+    tls: { certFile: certificate.certFile, keyFile: certificate.keyFile },
+  });
+  const { port } = await https.listen(0, HOST);
+  t.after(async () => {
+    https.close();
+    await relay.close();
+  });
+  const url = `https://localhost:${port}/derp`;
+  const tls = { ca: certificate.certChain };
+  const alice = await DerpClient.connect({ url, tls, keys: generateNodeKeyPair() });
+  const bob = await DerpClient.connect({ url, tls, keys: generateNodeKeyPair() });
+  t.after(() => Promise.all([alice.close(), bob.close()]));
+  alice.send(bob.publicKey, Uint8Array.of(1, 2, 3));
+  assert.deepEqual((await bob.receive()).packet, Uint8Array.of(1, 2, 3));
+  await assert.rejects(
+    DerpClient.connect({ url, keys: generateNodeKeyPair() }),
+    'an untrusted certificate is refused',
+  );
 });
