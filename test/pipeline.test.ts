@@ -27,7 +27,7 @@ import { type RunningPrometheus, startPrometheus } from './support/prometheus.ts
 const scrapeIntervalSeconds = 1;
 const collectorJob = 'switchyard-otel-collector';
 
-/** Every worker kind in the pipeline. The relay joins here once packages/relay has a main.ts. */
+/** Every worker kind in the pipeline (the relay joins here: see PipelineWorkerKind). */
 const kinds: readonly PipelineWorkerKind[] = [proxyKind, logForwarderKind];
 
 /**

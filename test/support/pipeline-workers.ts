@@ -43,8 +43,10 @@ export interface PipelineContext {
 
 /**
  * A kind of worker in the pipeline. The test starts each kind twice, once per metrics path, and
- * compares the two paths kind by kind. A new worker (the relay, once it has a main.ts) joins the
- * pipeline by adding a kind to the test's list.
+ * compares the two paths kind by kind. The relay joins once its main.ts and its deploy/ workload
+ * (`switchyard-relay`, with a ConfigMap file its `--config` names) have landed: a `relayKind` here
+ * (its `adapt` puts its listeners on 127.0.0.1:0), an entry in the test's `kinds` list, and a test
+ * of its own traffic (packets relayed and dropped) like the proxy's.
  */
 export interface PipelineWorkerKind<W extends PipelineWorker = PipelineWorker> {
   /** The worker's name in deploy/ (`switchyard-<worker>`) and its entrypoint argument. */
