@@ -1,11 +1,23 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { logForwarderCatalog, logForwarderConfigSchema } from '@switchyard/log-forwarder';
 import { checkProxyConfig, proxyCatalog, proxyConfigSchema } from '@switchyard/proxy';
+import { relayCatalog, relayConfigSchema } from '@switchyard/relay';
 import {
   ADMIN_ROUTES,
   type Catalog,
@@ -23,15 +35,36 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 const deploy = join(root, 'deploy');
 const kubernetes = join(deploy, 'kubernetes');
 const RENDERINGS = ['base', 'overlays/example', 'overlays/otlp-push'] as const;
+interface AdminSettings {
+  telemetry: { admin: { host: string; port: number } };
+}
 const WORKERS = [
-  { name: 'proxy', object: 'Deployment/switchyard-proxy', container: 'proxy', adminPort: 9401 },
+  {
+    name: 'proxy',
+    object: 'Deployment/switchyard-proxy',
+    container: 'proxy',
+    adminPort: 9401,
+    preStop: ['sleep', '5'],
+    parseConfig: (config: unknown): AdminSettings => checkProxyConfig(proxyConfigSchema.parse(config)),
+  },
   {
     name: 'log-forwarder',
     object: 'DaemonSet/switchyard-log-forwarder',
     container: 'log-forwarder',
     adminPort: 9403,
+    preStop: undefined,
+    parseConfig: (config: unknown): AdminSettings => logForwarderConfigSchema.parse(config),
+  },
+  {
+    name: 'relay',
+    object: 'StatefulSet/switchyard-relay',
+    container: 'relay',
+    adminPort: 9402,
+    preStop: ['sleep', '5'],
+    parseConfig: (config: unknown): AdminSettings => relayConfigSchema.parse(config),
   },
 ] as const;
+const WORKLOAD_KINDS = ['Deployment', 'DaemonSet', 'StatefulSet'];
 const DOWNWARD_API = ['K8S_POD_NAME', 'K8S_POD_UID', 'K8S_NAMESPACE_NAME', 'K8S_NODE_NAME'];
 const COLLECTOR_ENDPOINT = 'http://switchyard-otel-collector:4317';
 
@@ -53,7 +86,10 @@ interface Container extends Json {
 interface PodSpec extends Json {
   containers: Container[];
   initContainers?: Container[];
-  volumes?: (Json & { name: string })[];
+  volumes?: (Json & {
+    name: string;
+    secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number };
+  })[];
   securityContext?: Json;
   terminationGracePeriodSeconds?: number;
 }
@@ -146,16 +182,27 @@ test('the schema check refuses a misspelt key and a wrong type', () => {
   const monitor = structuredClone(find(rendering('base'), 'ServiceMonitor/switchyard-proxy'));
   ((monitor.spec as { endpoints: Json[] }).endpoints[0] as Json).scrapeTimout = '10s';
   assert.deepEqual(kubernetesSchemaProblems(monitor), ['/spec/endpoints/0: unknown key "scrapeTimout"']);
+  const statefulSet = structuredClone(find(rendering('base'), 'StatefulSet/switchyard-relay'));
+  const statefulSpec = statefulSet.spec as Json;
+  statefulSpec.serviceNmae = statefulSpec.serviceName;
+  statefulSpec.volumeClaimTemplates = [
+    {
+      metadata: { name: 'relay-key' },
+      spec: { resources: { requests: { storage: '1Mi' } }, storageClas: 'x' },
+    },
+  ];
+  assert.deepEqual(kubernetesSchemaProblems(statefulSet), [
+    '/spec: unknown key "serviceNmae"',
+    '/spec/volumeClaimTemplates/0/spec: unknown key "storageClas"',
+  ]);
 });
 
 test('the ConfigMaps hold configs the workers accept, with the admin server on the pod IP', () => {
   for (const [dir, objects] of rendered) {
-    const proxy = workerConfig(objects, WORKERS[0]);
-    assert.doesNotThrow(() => checkProxyConfig(proxyConfigSchema.parse(proxy)), `${dir}: proxy config`);
     const forwarder = logForwarderConfigSchema.parse(workerConfig(objects, WORKERS[1]));
     assert.match(forwarder.socket.path, /^\/var\/run\/switchyard\//, `${dir}: socket in the hostPath dir`);
     for (const worker of WORKERS) {
-      const config = worker.name === 'proxy' ? proxyConfigSchema.parse(proxy) : forwarder;
+      const config = worker.parseConfig(workerConfig(objects, worker));
       assert.equal(config.telemetry.admin.host, '0.0.0.0', `${dir}: ${worker.name} admin host`);
       assert.equal(config.telemetry.admin.port, worker.adminPort, `${dir}: ${worker.name} admin port`);
       const metricsPort = workerContainer(objects, worker).ports?.find((port) => port.name === 'metrics');
@@ -197,9 +244,7 @@ test('worker pods probe /healthz and /readyz, read the downward API and mount th
 
 test('every container runs non-root, read-only, without privilege escalation or capabilities', () => {
   for (const [dir, objects] of rendered) {
-    for (const object of objects.filter((candidate) =>
-      ['Deployment', 'DaemonSet'].includes(candidate.kind),
-    )) {
+    for (const object of objects.filter((candidate) => WORKLOAD_KINDS.includes(candidate.kind))) {
       const { spec } = podTemplate(object);
       assert.equal(spec.securityContext?.runAsNonRoot, true, `${dir}: ${objectId(object)} pod runAsNonRoot`);
       assert.deepEqual(spec.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
@@ -230,7 +275,7 @@ test('the termination grace period outlasts the preStop pause plus shutdownGrace
       const { spec } = podTemplate(find(objects, worker.object));
       const preStop = workerContainer(objects, worker).lifecycle?.preStop?.exec?.command;
       const pauseSeconds = preStop === undefined ? 0 : Number(preStop[1]);
-      if (worker.name === 'proxy') assert.deepEqual(preStop, ['sleep', '5'], `${dir}: proxy preStop`);
+      assert.deepEqual(preStop, worker.preStop, `${dir}: ${worker.name} preStop`);
       const graceMs = workerConfig(objects, worker).shutdownGraceMs;
       const graceSeconds =
         typeof graceMs === 'string' ? durationSeconds(graceMs) : Number(graceMs ?? 10_000) / 1000;
@@ -252,9 +297,72 @@ test('the log forwarder is a DaemonSet with its socket directory on the hostPath
   }
 });
 
+const RELAY = WORKERS[2];
+
+/** The mount of `volume` in `container` whose directory holds `path`, and the volume itself. */
+function volumeHolding(spec: PodSpec, container: Container, path: string) {
+  const mount = container.volumeMounts?.find((candidate) => candidate.mountPath === dirname(path));
+  return { mount, volume: spec.volumes?.find((candidate) => candidate.name === mount?.name) };
+}
+
+test('the relays are a StatefulSet named through a headless Service, and each lists every replica as a mesh peer', () => {
+  for (const [dir, objects] of rendered) {
+    const statefulSet = find(objects, RELAY.object);
+    const { replicas, serviceName } = statefulSet.spec as { replicas: number; serviceName: string };
+    const headless = find(objects, `Service/${serviceName}`).spec as Json;
+    assert.equal(headless.clusterIP, 'None', `${dir}: ${serviceName} is headless`);
+    assert.equal(headless.publishNotReadyAddresses, true, `${dir}: relays starting together find each other`);
+    const namespace = statefulSet.metadata.namespace;
+    const domain = namespace === undefined ? serviceName : `${serviceName}.${namespace}.svc`;
+    const config = relayConfigSchema.parse(workerConfig(objects, RELAY));
+    assert.deepEqual(
+      config.mesh.peers,
+      Array.from({ length: replicas }, (_, ordinal) => ({
+        name: `${statefulSet.metadata.name}-${ordinal}`,
+        url: `http://${statefulSet.metadata.name}-${ordinal}.${domain}:7403/derp`,
+      })),
+      `${dir}: mesh.peers lists the ${replicas} replicas by their stable names`,
+    );
+    assert.equal(config.listen, '0.0.0.0:7403', dir);
+    assert.equal(config.tls, undefined, `${dir}: plain HTTP inside the cluster`);
+    const container = workerContainer(objects, RELAY);
+    assert.equal(container.ports?.find((port) => port.name === 'derp')?.containerPort, 7403, dir);
+    const { spec } = podTemplate(statefulSet);
+
+    assert.ok(config.mesh.keyFile !== undefined, `${dir}: mesh.keyFile`);
+    const meshKey = volumeHolding(spec, container, config.mesh.keyFile);
+    assert.equal(meshKey.mount?.readOnly, true, `${dir}: mesh key mounted read-only`);
+    assert.equal(
+      meshKey.volume?.secret?.secretName,
+      'switchyard-relay-mesh',
+      `${dir}: mesh key from a Secret`,
+    );
+    assert.deepEqual(meshKey.volume?.secret?.items, [
+      { key: 'mesh-key', path: basename(config.mesh.keyFile) },
+    ]);
+    assert.equal(
+      (meshKey.volume?.secret?.defaultMode ?? 0o644) & 0o007,
+      0,
+      `${dir}: mesh key not world-readable`,
+    );
+
+    const relayKey = volumeHolding(spec, container, config.keyFile);
+    assert.notEqual(relayKey.mount?.readOnly, true, `${dir}: the key file's directory is writable`);
+    assert.ok(relayKey.volume?.emptyDir, `${dir}: the key file lives on an emptyDir`);
+
+    const derp = find(objects, 'Service/switchyard-relay-derp').spec as { clusterIP?: string; ports: Json[] };
+    assert.notEqual(derp.clusterIP, 'None', `${dir}: DERP clients get a ClusterIP`);
+    assert.deepEqual(
+      derp.ports.map((port) => [port.name, port.port]),
+      [['derp', 7403]],
+      `${dir}: the DERP Service carries no metrics port`,
+    );
+  }
+});
+
 test('Services select their pods, ServiceMonitors select Services by labels and name their ports', () => {
   for (const [dir, objects] of rendered) {
-    const workloads = objects.filter((object) => ['Deployment', 'DaemonSet'].includes(object.kind));
+    const workloads = objects.filter((object) => WORKLOAD_KINDS.includes(object.kind));
     const services = objects.filter((object) => object.kind === 'Service');
     for (const service of services) {
       const spec = service.spec as { selector: Record<string, string>; ports: { targetPort: string }[] };
@@ -431,6 +539,7 @@ const knownSeries = new Set([
   'up',
   ...catalogSeries(proxyCatalog),
   ...catalogSeries(logForwarderCatalog),
+  ...catalogSeries(relayCatalog),
   ...catalogSeries(telemetryCatalog),
   ...catalogSeries(httpServerCatalog([...ADMIN_ROUTES])),
   ...PROCESS_METRICS.flatMap((metric) => {
@@ -484,16 +593,35 @@ test('every metric name in the rules and the dashboard is in the catalogs', () =
   }
 });
 
-test('the dashboard has a row per worker and shows every proxy and log-forwarder instrument', () => {
+test('the dashboard has a row per worker and shows every proxy, log-forwarder, relay and pipeline instrument', () => {
   const rows = dashboard.panels.filter((panel) => panel.type === 'row').map((panel) => panel.title);
-  assert.deepEqual(rows, ['Proxy', 'Log forwarder', 'Telemetry pipeline and process']);
+  assert.deepEqual(rows, ['Proxy', 'Log forwarder', 'Relay', 'Telemetry pipeline and process']);
   const used = new Set(dashboardExprs.flatMap(metricNames));
-  for (const catalog of [proxyCatalog, logForwarderCatalog, telemetryCatalog]) {
+  for (const catalog of [proxyCatalog, logForwarderCatalog, relayCatalog, telemetryCatalog]) {
     for (const instrument of catalog.instruments) {
       const name = instrument.prometheusName + (instrument.prometheusType === 'histogram' ? '_bucket' : '');
       assert.ok(used.has(name), `${name} is on no panel`);
     }
   }
+});
+
+test('every dashboard query parses as PromQL (promtool, with the variables filled in)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-dashboard-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const rules = dashboard.panels.flatMap((panel, index) =>
+    (panel.targets ?? []).map((target, refIndex) => ({
+      record: `dashboard:panel_${index}_${refIndex}`,
+      expr: target.expr
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$job', '.+')
+        .replaceAll('$instance', '.+'),
+    })),
+  );
+  const file = join(dir, 'dashboard-queries.yaml');
+  writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+  const checked = await checkRules(file);
+  assert.ok(checked.ok, checked.output);
+  assert.match(checked.output, new RegExp(`SUCCESS: ${rules.length} rules found`));
 });
 
 const dockerfile = readFileSync(join(deploy, 'Dockerfile'), 'utf8');
@@ -532,6 +660,15 @@ test('the Dockerfile builds on node:24-slim, copies only paths that exist and ru
       `the runtime stage copies ${path}`,
     );
   }
+  for (const worker of WORKERS) {
+    assert.match(
+      install ?? '',
+      new RegExp(`--workspace=@switchyard/${worker.name}\\b`),
+      `npm ci for ${worker.name}`,
+    );
+    for (const path of [`packages/${worker.name}/package.json`, `packages/${worker.name}/src`])
+      assert.ok(copied.includes(path), `the runtime stage copies ${path}`);
+  }
   const entrypoint = instructions.find((line) => line.startsWith('ENTRYPOINT '));
   assert.equal(entrypoint, 'ENTRYPOINT ["/usr/local/bin/switchyard-entrypoint"]');
   assert.ok(instructions.includes('COPY deploy/entrypoint.sh /usr/local/bin/switchyard-entrypoint'));
@@ -539,16 +676,19 @@ test('the Dockerfile builds on node:24-slim, copies only paths that exist and ru
 
 const entrypoint = join(deploy, 'entrypoint.sh');
 
-function runEntrypoint(args: string[]): { status: number | null; stderr: string; output: string } {
+function runEntrypoint(
+  args: string[],
+  appDir = root.replace(/\/$/, ''),
+): { status: number | null; stderr: string; output: string } {
   const run = spawnSync(entrypoint, args, {
     encoding: 'utf8',
-    env: { ...process.env, SWITCHYARD_APP_DIR: root.replace(/\/$/, '') },
+    env: { ...process.env, SWITCHYARD_APP_DIR: appDir },
     timeout: 20_000,
   });
   return { status: run.status, stderr: run.stderr, output: run.stdout + run.stderr };
 }
 
-test('the entrypoint is an executable script that names the workers it knows', () => {
+test('the entrypoint is an executable script that names the workers it knows', (t) => {
   accessSync(entrypoint, constants.X_OK);
   assert.match(readFileSync(entrypoint, 'utf8'), /^#!\/bin\/sh\n/);
   const none = runEntrypoint([]);
@@ -557,9 +697,13 @@ test('the entrypoint is an executable script that names the workers it knows', (
   const unknown = runEntrypoint(['derper']);
   assert.equal(unknown.status, 64);
   assert.match(unknown.stderr, /unknown worker "derper"; expected one of: proxy log-forwarder relay/);
-  const relay = runEntrypoint(['relay']);
-  assert.equal(relay.status, 70);
-  assert.match(relay.stderr, /worker "relay" is not in this image/);
+  const emptyImage = mkdtempSync(join(tmpdir(), 'switchyard-image-'));
+  t.after(() => rmSync(emptyImage, { recursive: true, force: true }));
+  for (const worker of WORKERS) {
+    const missing = runEntrypoint([worker.name], emptyImage);
+    assert.equal(missing.status, 70, worker.name);
+    assert.match(missing.stderr, new RegExp(`worker "${worker.name}" is not in this image`));
+  }
 });
 
 test('the entrypoint execs the named worker with the remaining arguments', () => {
