@@ -14,9 +14,10 @@ import {
   ListenError,
   type RouteClassifier,
 } from '@switchyard/telemetry';
-import { createWebSocketStream, type WebSocket, WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { MAX_FRAME_SIZE, PROTOCOL_VERSION } from './codec.ts';
 import type { RelayServer } from './relay-server.ts';
+import { webSocketByteStream } from './websocket-stream.ts';
 
 /** Every path the relay's HTTP listener answers; the bounded `http.route` label values. */
 export const RELAY_HTTP_ROUTES = [
@@ -175,7 +176,7 @@ export class RelayHttpServer {
       const stats = this.#relay.stats;
       stats.websocketConnections++;
       webSocket.once('close', () => stats.websocketConnections--);
-      const stream = createWebSocketStream(webSocket);
+      const stream = webSocketByteStream(webSocket);
       stream.on('error', () => stream.destroy());
       this.#relay.handle(stream, { remoteAddress, remotePort, websocket: true });
     });
