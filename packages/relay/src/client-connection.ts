@@ -133,7 +133,9 @@ export class ClientConnection {
     this.stream.on('end', () => this.close('disconnected'));
     this.#handshakeTimer = setTimeout(() => this.close('handshake'), this.#options.handshakeTimeoutMs);
     this.#handshakeTimer.unref();
-    this.#writer.enqueueControl(serverKeyFrame(this.#router.serverKeys.publicKey));
+    // Written at once, not queued: a fast-start client's login may already be in flight, and if
+    // it fails the client should still see which key it met (derper sends it first, too).
+    this.stream.write(serverKeyFrame(this.#router.serverKeys.publicKey));
   }
 
   /** True once the client info frame has been opened and admitted. */

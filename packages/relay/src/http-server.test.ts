@@ -225,3 +225,16 @@ test('with certificate files the relay serves DERP over HTTPS', async (t) => {
     'an untrusted certificate is refused',
   );
 });
+
+test('a fast-start login sealed to the wrong key fails on the key the relay sends first', async (t) => {
+  const { port } = await startRelayHttp(t);
+  await assert.rejects(
+    DerpClient.connect({
+      url: `http://${HOST}:${port}/derp`,
+      fastStart: true,
+      serverKey: generateNodeKeyPair().publicKey,
+      keys: generateNodeKeyPair(),
+    }),
+    { code: 'SWY_ERR_DERP_SERVER_KEY' },
+  );
+});
