@@ -28,7 +28,13 @@ import {
 } from '@switchyard/telemetry';
 import { parse as parseYaml } from 'yaml';
 import { kubernetesSchemaProblems } from './support/kubernetes-schema.ts';
-import { type Manifest, objectId, readYamlDocuments, renderKustomization } from './support/kustomize.ts';
+import {
+  type Manifest,
+  mergePatch,
+  objectId,
+  readYamlDocuments,
+  renderKustomization,
+} from './support/kustomize.ts';
 import { checkRules, testRules } from './support/promtool.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -358,6 +364,44 @@ test('the relays are a StatefulSet named through a headless Service, and each li
       `${dir}: the DERP Service carries no metrics port`,
     );
   }
+});
+
+test('the Kubernetes objects and the relay config shown in deploy/README.md validate', () => {
+  const readme = readFileSync(join(deploy, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### The relay'), readme.indexOf('### Scrape tokens'));
+  const documents = [...section.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map(
+    (match) => parseYaml(match[1] as string) as Json,
+  );
+  const statefulSet = find(rendering('base'), RELAY.object);
+  const objects = documents.filter((document) => typeof document.kind === 'string') as Manifest[];
+  assert.deepEqual(objects.map(objectId), [
+    'Service/switchyard-relay-0-public',
+    'StatefulSet/switchyard-relay',
+    'Ingress/switchyard-relay',
+  ]);
+  const [publicService, tlsPatch, ingress] = objects as [Manifest, Manifest, Manifest];
+  // The StatefulSet is a patch: what it renders to must validate.
+  const patched = mergePatch(statefulSet, tlsPatch, true) as Manifest;
+  for (const object of [publicService, patched, ingress])
+    assert.deepEqual(kubernetesSchemaProblems(object), [], objectId(object));
+
+  const configs = documents.filter((document) => 'listen' in document);
+  assert.equal(configs.length, 1);
+  const config = relayConfigSchema.parse(configs[0]);
+  const { spec } = podTemplate(patched);
+  const container = spec.containers.find((candidate) => candidate.name === RELAY.container);
+  assert.ok(container !== undefined && config.tls !== undefined && config.mesh.keyFile !== undefined);
+  for (const file of [config.tls.certFile, config.tls.keyFile, config.mesh.keyFile, config.keyFile])
+    assert.ok(volumeHolding(spec, container, file).volume, `${file} has a volume`);
+
+  assert.deepEqual((publicService.spec as { selector: Json }).selector, {
+    'statefulset.kubernetes.io/pod-name': 'switchyard-relay-0',
+  });
+  assert.equal(labelsOf(publicService), undefined, 'no labels: the ServiceMonitor leaves it alone');
+  const ingressSpec = ingress.spec as { rules: { http: { paths: { backend: { service: Json } }[] } }[] };
+  const backend = ingressSpec.rules[0]?.http.paths[0]?.backend.service;
+  assert.deepEqual(backend, { name: 'switchyard-relay-derp', port: { name: 'derp' } });
+  find(rendering('base'), 'Service/switchyard-relay-derp');
 });
 
 test('Services select their pods, ServiceMonitors select Services by labels and name their ports', () => {
