@@ -16,11 +16,11 @@ function ignoreError(): void {}
 
 /**
  * Makes `server` hand each accepted client to `accept` as a {@link Pump} whose socket reads into the
- * pump's buffer. `net.Server` has no `onread` option for the sockets it accepts, so this replaces its
- * accept callback (`server._handle.onconnection`, Node 12-24) with one that builds the client socket
- * as the server would (the accepted handle, `allowHalfOpen`, not reading yet), plus `onread`.
- * Returns false, changing nothing, when the handle does not look like that: then the caller takes
- * the server's 'connection' sockets with {@link Pump.adopt}.
+ * pump's buffer. `net.Server` has no `onread` option for the sockets it accepts, so this replaces
+ * its accept callback (`server._handle.onconnection`, as in Node 24's lib/net.js) with one that
+ * builds the client socket as the server would (the accepted handle, `allowHalfOpen`, not reading
+ * yet), plus `onread`. Returns false, changing nothing, when the handle does not look like that:
+ * then the caller takes the server's 'connection' sockets with {@link Pump.adopt}.
  */
 export function acceptIntoPumps(server: Server, accept: (client: Pump) => void): boolean {
   const handle = (server as unknown as { _handle?: Partial<ListenHandle> | null })._handle;
