@@ -109,6 +109,7 @@ async function main(logger: Logger): Promise<void> {
           linksDown.add(up ? -1 : 1);
         },
         onFailure: () => linkFailures.add(),
+        onSelf: () => linksDown.add(-1),
       }),
   );
   for (const link of links) {

@@ -183,3 +183,33 @@ test('a client without the mesh key may not watch connections', async (t) => {
   assert.equal(a!.relay.stats.watchers, 0);
   assert.equal(link.up, false);
 });
+
+test('a mesh peer that is this relay itself is dropped, as derper does', async (t) => {
+  const meshKey = randomBytes(32).toString('hex');
+  const self = await startRelay(t, meshKey);
+  let selfReported = false;
+  const link = new MeshLink({
+    name: 'me',
+    url: self.url,
+    meshKey,
+    relay: self.relay,
+    logger,
+    retryDelayMs: 50,
+    queueLength: 16,
+    writeTimeoutMs: 5_000,
+    handshakeTimeoutMs: 5_000,
+    onSelf: () => {
+      selfReported = true;
+    },
+  });
+  t.after(() => link.close());
+  link.start();
+  await until('the link noticed it reached itself', () => link.isSelf);
+  assert.equal(selfReported, true);
+  assert.equal(link.up, false);
+  await until(
+    'the probe connection is gone',
+    () => self.relay.stats.connections === 0 && self.relay.stats.accepts === 1,
+  );
+  assert.equal(self.relay.stats.watchers, 0);
+});

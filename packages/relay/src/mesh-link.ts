@@ -32,6 +32,8 @@ export interface MeshLinkOptions {
   readonly handshakeTimeoutMs: number;
   readonly onStateChange?: (up: boolean) => void;
   readonly onFailure?: () => void;
+  /** The peer presented this relay's own key: the link stops for good. */
+  readonly onSelf?: () => void;
 }
 
 const MAX_RETRY_DELAY_MS = 30_000;
@@ -55,6 +57,7 @@ export class MeshLink implements PacketForwarder {
   #up = false;
   #closed = false;
   #failuresInARow = 0;
+  #isSelf = false;
 
   constructor(options: MeshLinkOptions) {
     this.name = options.name;
@@ -65,6 +68,11 @@ export class MeshLink implements PacketForwarder {
   /** Logged in and watching. */
   get up(): boolean {
     return this.#up;
+  }
+
+  /** The configured peer turned out to be this relay; the link stopped. */
+  get isSelf(): boolean {
+    return this.#isSelf;
   }
 
   /** Keys the peer reported as connected there. */
@@ -137,6 +145,10 @@ export class MeshLink implements PacketForwarder {
       switch (frameType) {
         case FrameType.ServerKey:
           serverKey = parseServerKey(payload);
+          if (Buffer.compare(serverKey, relay.publicKey) === 0) {
+            this.#stopAsSelf();
+            return;
+          }
           writer.enqueueControl(
             sealClientInfo(relay.serverKeys, serverKey, {
               version: 2,
@@ -180,6 +192,22 @@ export class MeshLink implements PacketForwarder {
     };
     opened.on('error', (error: Error) => ended(error.message));
     opened.on('close', () => ended('connection closed'));
+  }
+
+  /**
+   * The peer is this relay (every replica lists every replica, itself included): derper drops
+   * such a link, and so do we, for good.
+   */
+  #stopAsSelf(): void {
+    this.#closed = true;
+    this.#isSelf = true;
+    clearTimeout(this.#retryTimer);
+    this.#teardown();
+    this.#options.logger.info('mesh peer is this relay; no link to it', {
+      peer: this.name,
+      url: this.#options.url,
+    });
+    this.#options.onSelf?.();
   }
 
   #learn(peerKey: Uint8Array): void {
