@@ -50,9 +50,22 @@ export const logForwarderConfigSchema = z.strictObject({
       caFile: z.string().min(1).optional(),
       certFile: z.string().min(1).optional(),
       keyFile: z.string().min(1).optional(),
+      /**
+       * An export is retried, with full-jitter exponential backoff from initialBackoffMs up to
+       * maxBackoffMs, until it is accepted, fails for good, or maxElapsedMs have passed since it
+       * began; its records are then dropped (forward_failed). The gRPC channel reconnects on the
+       * same backoff, and attempts fail at once until it has: keep maxElapsedMs above about
+       * 2.2 x maxBackoffMs, or a batch sent just as the Collector comes back can be dropped.
+       */
       retry: z
         .strictObject({
-          maxAttempts: z.int().min(1).max(100).default(5),
+          /**
+           * Deprecated, unset by default (it was 5): a cap on attempts per export. Attempts that
+           * fail at once while the channel waits to reconnect count too, so five were spent within
+           * 1.5 s and a batch sent after a Collector restart was dropped. Honored when set, with a
+           * warning at startup; bound retries with maxElapsedMs instead.
+           */
+          maxAttempts: z.int().min(1).max(100).optional(),
           initialBackoffMs: durationMs.default(100),
           maxBackoffMs: durationMs.default(5_000),
           maxElapsedMs: durationMs.default(30_000),

@@ -21,7 +21,7 @@ async function main(logger: Logger): Promise<void> {
   });
   const metrics = telemetry.metrics;
   const demoCollector = config.demo.collector ? await startDemoCollector() : undefined;
-  const client = createLogsClient(config.collector, demoCollector?.endpoint, process.env, metrics);
+  const client = createLogsClient(config.collector, demoCollector?.endpoint, process.env, metrics, logger);
   const buffer = new BatchBuffer(config.buffer);
   const forwarder = new Forwarder({
     buffer,

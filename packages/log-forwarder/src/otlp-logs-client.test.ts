@@ -4,7 +4,6 @@ import { createServer, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import {
-  type ExportLogsServiceRequest,
   selfSignedCertificate as makeCertificate,
   OtlpReceiver,
   otlpMessageCodecs,
@@ -16,38 +15,10 @@ import {
   OtlpLogsClient,
   type OtlpLogsClientOptions,
 } from './otlp-logs-client.ts';
+import { logBatch, recordBodies } from './otlp-test-support.ts';
 
 const requestCodec = otlpMessageCodecs().exportLogsServiceRequest;
 const fastRetry = { initialBackoffMs: 1, maxBackoffMs: 5 };
-
-/** One ExportLogsServiceRequest from `node`, one log record per body. */
-function logBatch(node: string, bodies: string[]): Buffer {
-  return Buffer.from(
-    requestCodec.encode({
-      resourceLogs: [
-        {
-          resource: { attributes: [{ key: 'k8s.node.name', value: { stringValue: node } }] },
-          scopeLogs: [
-            {
-              scope: { name: 'switchyard.log-forwarder' },
-              logRecords: bodies.map((body, index) => ({
-                timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(index)),
-                severityNumber: 9,
-                body: { stringValue: body },
-              })),
-            },
-          ],
-        },
-      ],
-    }),
-  );
-}
-
-function recordBodies(request: ExportLogsServiceRequest): string[] {
-  return request.resourceLogs.flatMap((resource) =>
-    resource.scopeLogs.flatMap((scope) => scope.logRecords.map((record) => record.body?.stringValue ?? '')),
-  );
-}
 
 type AttemptFailure = [code: GrpcStatusName, attempt: number, delayMs: number | undefined];
 
@@ -227,18 +198,36 @@ test('reports the records a partial success rejected', async () => {
   });
 });
 
-test('fails UNAVAILABLE after maxAttempts when no collector listens', async () => {
+/** One export to a port where no collector listens, with `retry`. */
+async function exportWithNoCollector(
+  retry: OtlpLogsClientOptions['retry'],
+): Promise<{ outcome: ExportOutcome; failures: AttemptFailure[]; elapsedMs: number }> {
   const port = await closedPort();
-  const { client, failures } = clientRecordingFailures({
-    endpoint: `http://127.0.0.1:${port}`,
-    retry: { ...fastRetry, maxAttempts: 3 },
-  });
+  const { client, failures } = clientRecordingFailures({ endpoint: `http://127.0.0.1:${port}`, retry });
   using _client = client;
+  const startedMs = performance.now();
   const outcome = await client.export(logBatch('n1', ['lost']), 1);
+  return { outcome, failures, elapsedMs: performance.now() - startedMs };
+}
+
+test('retries UNAVAILABLE past the old default of 5 attempts, until maxElapsedMs, when no collector listens', async () => {
+  const { outcome, failures, elapsedMs } = await exportWithNoCollector({ ...fastRetry, maxElapsedMs: 300 });
+  assert.equal(outcome.kind, 'failed');
+  assert.equal(outcome.code, 'UNAVAILABLE');
+  assert.match(outcome.message, /next retry would pass maxElapsedMs/);
+  assert.ok(outcome.attempts > 5, `${outcome.attempts} attempts`);
+  assert.equal(failures.length, outcome.attempts);
+  assert.ok(failures.every(([code]) => code === 'UNAVAILABLE'));
+  assert.equal(failures.at(-1)?.[2], undefined, 'the last failure says the export gives up');
+  assert.ok(elapsedMs < 300 + 1000, `gave up after ${elapsedMs} ms, not at maxElapsedMs`);
+});
+
+test('still honors the deprecated maxAttempts: fails UNAVAILABLE after it when no collector listens', async () => {
+  const { outcome, failures } = await exportWithNoCollector({ ...fastRetry, maxAttempts: 3 });
   assert.equal(outcome.kind, 'failed');
   assert.equal(outcome.code, 'UNAVAILABLE');
   assert.equal(outcome.attempts, 3);
-  assert.match(outcome.message, /gave up after 3 attempts/);
+  assert.match(outcome.message, /gave up after 3 attempts \(retry\.maxAttempts\)/);
   assert.deepEqual(
     failures.map(([code, attempt, delayMs]) => [code, attempt, delayMs === undefined]),
     [

@@ -208,7 +208,8 @@ export class OtlpLogsClient {
     const retryable =
       retryableCodes.has(failure.code) || (failure.code === 'RESOURCE_EXHAUSTED' && hintMs !== undefined);
     if (!retryable) return { giveUp: 'not retryable' };
-    if (attempts >= retry.maxAttempts) return { giveUp: `gave up after ${attempts} attempts` };
+    if (attempts >= retry.maxAttempts)
+      return { giveUp: `gave up after ${attempts} attempts (retry.maxAttempts)` };
     // Full jitter (AWS, "Exponential Backoff and Jitter"): uniform in [0, capped exponential ceiling].
     const ceilingMs = Math.min(retry.maxBackoffMs, retry.initialBackoffMs * 2 ** (attempts - 1));
     const delayMs = hintMs ?? Math.random() * ceilingMs;

@@ -9,9 +9,21 @@ import {
 import { SwitchyardError } from '@switchyard/telemetry';
 import type { GrpcStatusName } from './otlp-logs-client.ts';
 
+/**
+ * How an export is retried. Retries are bounded by time, `maxElapsedMs`, not by a count: while the
+ * channel waits out its reconnect backoff (from `initialBackoffMs`, growing 1.6-fold per failed
+ * connection attempt up to `maxBackoffMs`, ±20%), every attempt fails at once with UNAVAILABLE, so
+ * a count runs out in moments. An export begun while the collector is up is therefore forwarded as
+ * long as `maxElapsedMs` exceeds about 2.2 x `maxBackoffMs` (the channel's next connection attempt,
+ * then our next retry): 11 s with the defaults.
+ */
 export interface OtlpRetryPolicy {
-  /** Attempts per export, the first one included. Default 5. */
-  readonly maxAttempts?: number;
+  /**
+   * @deprecated An extra cap on attempts per export, the first one included. Unset by default:
+   * attempts that fail at once while the channel waits to reconnect count too, so a collector that
+   * restarts can outlast a count of them; bound retries with `maxElapsedMs`. Still honored when set.
+   */
+  readonly maxAttempts?: number | undefined;
   /** Backoff ceiling before the first retry, in ms; it doubles per retry. Default 100. */
   readonly initialBackoffMs?: number;
   /** Cap on the doubling backoff ceiling, in ms. Default 5000. */
@@ -70,6 +82,7 @@ export function describe(value: unknown): string {
 }
 
 interface RetrySettings {
+  /** `Infinity` unless the deprecated `maxAttempts` was given. */
   readonly maxAttempts: number;
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
@@ -101,9 +114,13 @@ function positiveMs(field: string, value: number | undefined, fallback: number):
 }
 
 function retrySettings(policy: OtlpRetryPolicy = {}): RetrySettings {
-  const maxAttempts = policy.maxAttempts ?? 5;
-  if (!(Number.isSafeInteger(maxAttempts) && maxAttempts >= 1)) {
-    throw new LogForwardOptionsError('retry.maxAttempts', maxAttempts, 'use an integer >= 1 (1: no retries)');
+  const { maxAttempts } = policy;
+  if (maxAttempts !== undefined && !(Number.isSafeInteger(maxAttempts) && maxAttempts >= 1)) {
+    throw new LogForwardOptionsError(
+      'retry.maxAttempts',
+      maxAttempts,
+      'use an integer >= 1 (1: no retries), or leave it unset and bound retries with retry.maxElapsedMs',
+    );
   }
   const initialBackoffMs = positiveMs('retry.initialBackoffMs', policy.initialBackoffMs, 100);
   const maxBackoffMs = positiveMs('retry.maxBackoffMs', policy.maxBackoffMs, 5000);
@@ -115,7 +132,12 @@ function retrySettings(policy: OtlpRetryPolicy = {}): RetrySettings {
     );
   }
   const maxElapsedMs = positiveMs('retry.maxElapsedMs', policy.maxElapsedMs, 30_000);
-  return Object.freeze({ maxAttempts, initialBackoffMs, maxBackoffMs, maxElapsedMs });
+  return Object.freeze({
+    maxAttempts: maxAttempts ?? Number.POSITIVE_INFINITY,
+    initialBackoffMs,
+    maxBackoffMs,
+    maxElapsedMs,
+  });
 }
 
 function parseEndpoint(endpoint: unknown): { target: string; scheme: 'http' | 'https' | undefined } {
@@ -235,7 +257,8 @@ export function validateOptions(options: OtlpLogsClientOptions): Settings {
       'grpc.default_compression_algorithm':
         compression === 'gzip' ? compressionAlgorithms.gzip : compressionAlgorithms.identity,
       // grpc-js reconnects after up to 120 s by default; a restarted collector should be found
-      // again within one of our own backoffs, not minutes later.
+      // again within one of our own backoffs, not minutes later. Until the channel reconnects,
+      // attempts fail at once: retries must last longer than this backoff (see OtlpRetryPolicy).
       'grpc.initial_reconnect_backoff_ms': retry.initialBackoffMs,
       'grpc.max_reconnect_backoff_ms': retry.maxBackoffMs,
     },
