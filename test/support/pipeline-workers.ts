@@ -29,6 +29,12 @@ export interface PipelineWorker {
   readonly process: WorkerProcess;
   /** `127.0.0.1:<port>` of its admin server (/metrics, /healthz, /readyz). */
   readonly adminAddress: string;
+  /**
+   * The other pods of its workload on the same path, of the same kind (the relay's StatefulSet
+   * has two replicas, meshed): started with it, scraped like it, and stopped by its `stop()`.
+   * Empty for a workload of one pod.
+   */
+  readonly otherReplicas: readonly PipelineWorker[];
   /** Scrapes its /metrics directly (both paths serve it; only the pull path's is scraped by Prometheus). */
   metrics(): Promise<Map<string, Family>>;
   /** SIGTERM, then resolves with how it exited; frees what the test started for it. Idempotent. */
@@ -43,10 +49,8 @@ export interface PipelineContext {
 
 /**
  * A kind of worker in the pipeline. The test starts each kind twice, once per metrics path, and
- * compares the two paths kind by kind. The relay joins once its main.ts and its deploy/ workload
- * (`switchyard-relay`, with a ConfigMap file its `--config` names) have landed: a `relayKind` here
- * (its `adapt` puts its listeners on 127.0.0.1:0), an entry in the test's `kinds` list, and a test
- * of its own traffic (packets relayed and dropped) like the proxy's.
+ * compares the two paths kind by kind. A kind lives here (or in a file of its own, as the relay in
+ * pipeline-relay.ts), is listed in the test's `kinds`, and has a test of its own traffic.
  */
 export interface PipelineWorkerKind<W extends PipelineWorker = PipelineWorker> {
   /** The worker's name in deploy/ (`switchyard-<worker>`) and its entrypoint argument. */
@@ -58,7 +62,23 @@ export interface PipelineWorkerKind<W extends PipelineWorker = PipelineWorker> {
 
 interface StartedProcess {
   readonly process: WorkerProcess;
+  readonly pod: PodIdentity;
   readonly adminAddress: string;
+}
+
+export interface PodOptions {
+  /** `proxy`, `log-forwarder`, `relay`: its directory under packages/ and its workload in deploy/. */
+  readonly worker: string;
+  readonly path: MetricsPath;
+  readonly context: PipelineContext;
+  /** Rewrites the overlay's config for loopback: listeners on 127.0.0.1, files in `dir`. */
+  adapt(config: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** The log line (`msg`) the worker writes once it serves. */
+  readonly readyLine: string;
+  /** A directory of the test's where the config file is written. */
+  readonly dir: string;
+  /** The pod's name; default `switchyard-<worker>-<path>`. */
+  readonly podName?: string;
 }
 
 /**
@@ -66,15 +86,13 @@ interface StartedProcess {
  * `adapt` (loopback addresses, local files), and the overlay's env with the Collector's address
  * and the export interval scaled to the test. Resolves once the worker logged `readyLine`.
  */
-async function startPod(
-  worker: string,
-  path: MetricsPath,
-  context: PipelineContext,
-  adapt: (config: Record<string, unknown>) => Promise<Record<string, unknown>>,
-  readyLine: string,
-  dir: string,
-): Promise<StartedProcess & { pod: PodIdentity }> {
-  const pod = { name: `switchyard-${worker}-${path}`, uid: randomUUID(), namespace: 'switchyard' };
+export async function startPod(options: PodOptions): Promise<StartedProcess> {
+  const { worker, path, context } = options;
+  const pod = {
+    name: options.podName ?? `switchyard-${worker}-${path}`,
+    uid: randomUUID(),
+    namespace: 'switchyard',
+  };
   const spec = podSpec(overlayOf[path], worker, pod);
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(spec.env)) {
@@ -84,22 +102,27 @@ async function startPod(
   if (env.OTEL_METRIC_EXPORT_INTERVAL !== undefined) {
     env.OTEL_METRIC_EXPORT_INTERVAL = String(context.scrapeIntervalSeconds * 1000);
   }
-  const config = await adapt(structuredClone(spec.config));
+  const config = await options.adapt(structuredClone(spec.config));
   const telemetry = (config.telemetry ?? {}) as { admin?: Record<string, unknown> };
   config.telemetry = { ...telemetry, admin: { ...telemetry.admin, host: '127.0.0.1', port: 0 } };
-  const file = join(dir, `${worker}.json`);
+  const file = join(options.dir, `${pod.name}.json`);
   await writeFile(file, JSON.stringify(config));
   const main = fileURLToPath(new URL(`../../packages/${worker}/src/main.ts`, import.meta.url));
   const process = spawnWorker(main, env, ['--config', file]);
   const admin = await process.waitForLog((line) => line.msg === 'admin server listening');
-  await process.waitForLog((line) => line.msg === readyLine);
+  await process.waitForLog((line) => line.msg === options.readyLine);
   return { process, pod, adminAddress: `127.0.0.1:${admin.port}` };
 }
 
-function pipelineWorker(
+/**
+ * The test's handle on a started pod. `cleanup` runs once it has exited; `otherReplicas` are
+ * stopped by the cleanup that starts them.
+ */
+export function pipelineWorker(
   path: MetricsPath,
-  started: StartedProcess & { pod: PodIdentity },
+  started: StartedProcess,
   cleanup: () => Promise<void>,
+  otherReplicas: readonly PipelineWorker[] = [],
 ): PipelineWorker {
   let stopped: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   return {
@@ -107,6 +130,7 @@ function pipelineWorker(
     pod: started.pod,
     process: started.process,
     adminAddress: started.adminAddress,
+    otherReplicas,
     metrics: async () =>
       parseExposition(await (await fetch(`http://${started.adminAddress}/metrics`)).text()),
     stop: () => {
@@ -117,6 +141,11 @@ function pipelineWorker(
       return stopped;
     },
   };
+}
+
+/** The worker and its other replicas, in order (the relay's StatefulSet ordinals). */
+export function podsOf<W extends PipelineWorker>(worker: W): W[] {
+  return [worker, ...(worker.otherReplicas as readonly W[])];
 }
 
 /** An echo server standing in for one upstream; counts the connections that carried data. */
@@ -174,7 +203,14 @@ export const proxyKind: PipelineWorkerKind<ProxyPipelineWorker> = {
       }
       return raw;
     };
-    const started = await startPod('proxy', path, context, adapt, 'proxy serving', dir);
+    const started = await startPod({
+      worker: 'proxy',
+      path,
+      context,
+      adapt,
+      readyLine: 'proxy serving',
+      dir,
+    });
     const listenPorts = new Map(
       started.process.logs
         .filter((line) => line.msg === 'proxy listener ready')
@@ -204,7 +240,14 @@ export const logForwarderKind: PipelineWorkerKind<LogForwarderPipelineWorker> = 
       socket: { ...(config.socket as object), path: socketPath },
       collector: { ...(config.collector as object), endpoint: context.collector.otlpEndpoint },
     });
-    const started = await startPod('log-forwarder', path, context, adapt, 'log forwarder serving', dir);
+    const started = await startPod({
+      worker: 'log-forwarder',
+      path,
+      context,
+      adapt,
+      readyLine: 'log forwarder serving',
+      dir,
+    });
     const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
     return { ...pipelineWorker(path, started, cleanup), socketPath };
   },

@@ -66,6 +66,24 @@ test('a scrape with the right bearer token is up and one with a wrong token is d
   assert.deepEqual(upByJob, { 'right-token': 1, 'wrong-token': 0 });
 });
 
+test('targets of one job are scraped as instances of that job, as a ServiceMonitor scrapes its pods', async (t) => {
+  const addresses = [await serveExposition(t), await serveExposition(t)];
+  const prometheus = await startPrometheus({
+    targets: addresses.map((address) => ({ job: 'pods', address })),
+  });
+  t.after(() => prometheus.stop());
+
+  const up = await prometheus.waitFor('up{job="pods"}', (samples) => samples.length === 2);
+  assert.deepEqual(up.map((sample) => sample.labels.instance).sort(), [...addresses].sort());
+  assert.ok(up.every((sample) => sample.value === 1));
+  await assert.rejects(
+    startPrometheus({
+      targets: addresses.map((address, i) => ({ job: 'pods', address, honorLabels: i === 0 })),
+    }),
+    /the targets of job pods are scraped differently/,
+  );
+});
+
 test('stop ends the server and frees its port', async () => {
   const prometheus = await startPrometheus({ targets: [] });
   await prometheus.stop();

@@ -85,9 +85,10 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
       "prometheus is not on PATH: run scripts/ensure-test-deps.sh (it installs Debian's prometheus package)",
     );
   }
+  const config = renderConfig(options.targets, scrapeIntervalSeconds);
   const tempDir = await mkdtemp(join(tmpdir(), 'switchyard-prometheus-'));
   const configFile = join(tempDir, 'prometheus.yml');
-  await writeFile(configFile, renderConfig(options.targets, scrapeIntervalSeconds));
+  await writeFile(configFile, config);
   for (let attempt = 1; ; attempt++) {
     try {
       return await launch(prometheusPath, tempDir, configFile, options.readyTimeoutMs ?? 20_000);
@@ -102,20 +103,35 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   }
 }
 
-// JSON is valid YAML, and JSON.stringify quotes tokens and paths safely.
+// JSON is valid YAML, and JSON.stringify quotes tokens and paths safely. Targets of one job (the
+// pods behind one ServiceMonitor) share one scrape config, as Prometheus allows a job name once.
 function renderConfig(targets: ScrapeTarget[], scrapeIntervalSeconds: number): string {
   const interval = `${scrapeIntervalSeconds}s`;
-  return JSON.stringify({
-    global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
-    scrape_configs: targets.map((target) => ({
+  const jobs = new Map<string, { scrapeConfig: Record<string, unknown>; addresses: string[] }>();
+  for (const target of targets) {
+    const scrapeConfig = {
       job_name: target.job,
       metrics_path: target.metricsPath ?? '/metrics',
       scheme: 'http',
-      static_configs: [{ targets: [target.address] }],
       ...(target.honorLabels === true ? { honor_labels: true } : {}),
       ...(target.bearerToken === undefined
         ? {}
         : { authorization: { type: 'Bearer', credentials: target.bearerToken } }),
+    };
+    const job = jobs.get(target.job);
+    if (job === undefined) {
+      jobs.set(target.job, { scrapeConfig, addresses: [target.address] });
+    } else if (JSON.stringify(job.scrapeConfig) !== JSON.stringify(scrapeConfig)) {
+      throw new Error(`the targets of job ${target.job} are scraped differently; give them one job each`);
+    } else {
+      job.addresses.push(target.address);
+    }
+  }
+  return JSON.stringify({
+    global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
+    scrape_configs: [...jobs.values()].map(({ scrapeConfig, addresses }) => ({
+      ...scrapeConfig,
+      static_configs: [{ targets: addresses }],
     })),
   });
 }
