@@ -305,6 +305,49 @@ test('reading a stream in random chunks yields the same frames as reading it who
   );
 });
 
+test('a chunk pushed while paused is held, not parsed, until resume', () => {
+  const reader = new FrameReader();
+  const seen: number[] = [];
+  reader.pause();
+  assert.equal(
+    reader.push(Uint8Array.of(FrameType.KeepAlive, 0, 0, 0, 0), (frameType) => seen.push(frameType)),
+    undefined,
+  );
+  assert.equal(seen.length, 0);
+  assert.equal(reader.bytesBuffered, FRAME_HEADER_LENGTH);
+  reader.resume((frameType) => seen.push(frameType));
+  assert.deepEqual(seen, [FrameType.KeepAlive]);
+  assert.equal(reader.bytesBuffered, 0);
+});
+
+test('pausing after any frames and resuming later yields the same frames in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameArbitrary, { minLength: 1, maxLength: 20 }),
+      fc.array(fc.nat(), { maxLength: 30 }),
+      fc.array(fc.nat({ max: 25 }), { maxLength: 5 }),
+      (frames, cuts, pauseAfter) => {
+        const stream = concat(frames);
+        const whole = readAll(new FrameReader(), [stream]);
+        const reader = new FrameReader();
+        const seen: Frame[] = [];
+        const pauses = new Set(pauseAfter);
+        const onFrame = (frameType: number, payload: Uint8Array) => {
+          seen.push({ frameType, payload: payload.slice() });
+          if (pauses.has(seen.length)) reader.pause();
+        };
+        for (const chunk of splitAt(stream, cuts)) {
+          assert.equal(reader.push(chunk, onFrame), undefined);
+          // Each pause point fires once, so resuming ends.
+          while (reader.paused) assert.equal(reader.resume(onFrame), undefined);
+        }
+        assert.deepEqual(seen, whole);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
 function assertOnlyDerpErrors(run: () => unknown): void {
   try {
     run();

@@ -378,6 +378,8 @@ export class FrameReader {
   #pendingType = 0;
   #pendingFilled = 0;
   #failure: DerpFrameTooLargeError | undefined;
+  #paused = false;
+  #held: Uint8Array | undefined;
 
   constructor(options: FrameReaderOptions = {}) {
     const maxFrameLength = options.maxFrameLength ?? MAX_FRAME_SIZE;
@@ -387,9 +389,9 @@ export class FrameReader {
     this.maxFrameLength = maxFrameLength;
   }
 
-  /** Bytes held for an incomplete frame: header bytes so far plus the payload buffer reserved for it. */
+  /** Bytes held: an incomplete frame's header and reserved payload buffer, plus bytes held while paused. */
   get bytesBuffered(): number {
-    return this.#headerFilled + (this.#pending?.length ?? 0);
+    return this.#headerFilled + (this.#pending?.length ?? 0) + (this.#held?.length ?? 0);
   }
 
   /**
@@ -399,9 +401,17 @@ export class FrameReader {
    */
   push(chunk: Uint8Array, onFrame: FrameHandler): DerpFrameTooLargeError | undefined {
     if (this.#failure !== undefined) return this.#failure;
+    if (this.#paused) {
+      this.#hold(chunk);
+      return undefined;
+    }
     let offset = this.#completeCarriedFrame(chunk, onFrame);
     if (offset < 0) return this.#failure;
     while (chunk.length - offset >= FRAME_HEADER_LENGTH) {
+      if (this.#paused) {
+        this.#hold(chunk.subarray(offset));
+        return undefined;
+      }
       const frameType = chunk[offset]!;
       const length = readUint32(chunk, offset + 1);
       offset += FRAME_HEADER_LENGTH;
@@ -413,11 +423,40 @@ export class FrameReader {
       onFrame(frameType, chunk.subarray(offset, offset + length));
       offset += length;
     }
+    if (this.#paused && offset < chunk.length) {
+      this.#hold(chunk.subarray(offset));
+      return undefined;
+    }
     if (offset < chunk.length) {
       this.#header.set(chunk.subarray(offset), 0);
       this.#headerFilled = chunk.length - offset;
     }
     return undefined;
+  }
+
+  /**
+   * Stops delivering frames after the one being delivered: the rest of the current chunk, and of
+   * any chunk pushed meanwhile, is held (unparsed) until `resume`. For back-pressure: a sender
+   * whose packets cannot go anywhere yet.
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Delivers what was held while paused (and may pause again); returns as `push` does. */
+  resume(onFrame: FrameHandler): DerpFrameTooLargeError | undefined {
+    this.#paused = false;
+    const held = this.#held;
+    this.#held = undefined;
+    return held === undefined ? undefined : this.push(held, onFrame);
+  }
+
+  #hold(bytes: Uint8Array): void {
+    this.#held = this.#held === undefined ? bytes : Buffer.concat([this.#held, bytes]);
   }
 
   /** Finishes a header or payload carried over from earlier chunks; returns the chunk offset after it, or -1 on failure. */

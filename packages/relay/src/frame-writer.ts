@@ -33,6 +33,7 @@ export class FrameWriter {
   #backedUp = false;
   #deadline: NodeJS.Timeout | undefined;
   #closed = false;
+  #writableWaiters: Array<() => void> = [];
 
   constructor(stream: Duplex, options: FrameWriterOptions) {
     this.#stream = stream;
@@ -43,6 +44,17 @@ export class FrameWriter {
   /** Packets waiting to be written. */
   get queuedPackets(): number {
     return this.#packets.length;
+  }
+
+  /** Waiting for 'drain': the kernel refused part of the last write. */
+  get backedUp(): boolean {
+    return this.#backedUp;
+  }
+
+  /** Calls `callback` once the stream drains (or the writer closes); at once if not backed up. */
+  onceWritable(callback: () => void): void {
+    if (!this.#backedUp || this.#closed) callback();
+    else this.#writableWaiters.push(callback);
   }
 
   /** Control frames waiting to be written. */
@@ -78,6 +90,7 @@ export class FrameWriter {
   close(): number {
     this.#closed = true;
     clearTimeout(this.#deadline);
+    this.#wakeWaiters();
     this.#control = [];
     this.#controlBytes = 0;
     return this.#packets.clear();
@@ -120,7 +133,14 @@ export class FrameWriter {
     clearTimeout(this.#deadline);
     this.#backedUp = false;
     this.#schedule();
+    this.#wakeWaiters();
   };
+
+  #wakeWaiters(): void {
+    const waiters = this.#writableWaiters;
+    this.#writableWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
 
   readonly #onDeadline = (): void => {
     if (this.#closed || !this.#backedUp) return;

@@ -31,7 +31,11 @@ async function startRelay(t: { after(fn: () => unknown): void }, meshKey: string
 }
 
 /** Each relay keeps a watch link to every other, as a region's derpers do. */
-async function startRegion(t: { after(fn: () => unknown): void }, size: number): Promise<MeshedRelay[]> {
+async function startRegion(
+  t: { after(fn: () => unknown): void },
+  size: number,
+  queueLength = 1024,
+): Promise<MeshedRelay[]> {
   const meshKey = randomBytes(32).toString('hex');
   const relays = await Promise.all(Array.from({ length: size }, () => startRelay(t, meshKey)));
   for (const [index, self] of relays.entries()) {
@@ -44,7 +48,7 @@ async function startRegion(t: { after(fn: () => unknown): void }, size: number):
         relay: self.relay,
         logger,
         retryDelayMs: 50,
-        queueLength: 1024,
+        queueLength,
         writeTimeoutMs: 30_000,
         handshakeTimeoutMs: 5_000,
       });
@@ -212,4 +216,28 @@ test('a mesh peer that is this relay itself is dropped, as derper does', async (
     () => self.relay.stats.connections === 0 && self.relay.stats.accepts === 1,
   );
   assert.equal(self.relay.stats.watchers, 0);
+});
+
+test('a backed-up mesh link holds the sender back instead of dropping, as derper does', async (t) => {
+  // A small link queue: without back-pressure a fast sender would overflow it at once.
+  const [a, b] = await startRegion(t, 2, 16);
+  const link = a!.links[0]!;
+  const sender = await connect(t, a!.url);
+  const receiver = await connect(t, b!.url);
+  await until('receiver known on a', () => a!.relay.stats.clientsRemote === 1);
+  const total = 20_000;
+  const packet = new Uint8Array(1024).fill(1);
+  for (let index = 0; index < total; index++) sender.send(receiver.publicKey, packet);
+  const stats = a!.relay.stats;
+  await until(
+    'a accounted for every packet',
+    () => stats.packetsForwardedOut + stats.packetsDropped.queue_head === total,
+    20_000,
+  );
+  assert.equal(stats.packetsDropped.queue_head, 0);
+  assert.equal(stats.packetsForwardedOut, total);
+  // The receiving client reads its socket eagerly (its own buffer drops what nobody iterates),
+  // so b never backs up: everything forwarded is delivered.
+  await until('b delivered every packet', () => b!.relay.stats.packetsSent === total, 20_000);
+  assert.equal(link.up, true);
 });

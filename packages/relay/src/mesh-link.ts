@@ -84,16 +84,23 @@ export class MeshLink implements PacketForwarder {
     void this.#dial();
   }
 
-  forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): void {
+  forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): boolean {
     const stats = this.#options.relay.stats;
     const writer = this.#writer;
     if (writer === undefined || !this.#up) {
       stats.packetsDropped.gone_disconnected++;
-      return;
+      return true;
     }
     if (writer.enqueuePacket(FrameType.ForwardPacket, srcKey, dstKey, packet, nowMs)) {
       stats.packetsDropped.queue_head++;
     }
+    return !writer.backedUp;
+  }
+
+  onceWritable(callback: () => void): void {
+    const writer = this.#writer;
+    if (writer === undefined) callback();
+    else writer.onceWritable(callback);
   }
 
   close(): void {

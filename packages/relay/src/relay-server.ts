@@ -23,8 +23,14 @@ import { DISCARD_DURATIONS, type DurationRecorder, RelayStats } from './stats.ts
 
 /** Something that carries packets to the mesh peer holding a key (an outbound mesh link). */
 export interface PacketForwarder {
-  /** Queues the packet; the forwarder counts it forwarded out when written, or dropped. */
-  forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): void;
+  /**
+   * Queues the packet; the forwarder counts it forwarded out when written, or dropped. Returns
+   * false when the link is backed up: the sender should stop until `onceWritable` calls back, as
+   * derper's forwarding write blocks the sender's read loop.
+   */
+  forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): boolean;
+  /** Calls `callback` once the link takes packets again (or is gone). */
+  onceWritable(callback: () => void): void;
 }
 
 /** Decides which client keys may log in (the allow-list); mesh peers are not asked. */
@@ -272,7 +278,7 @@ export class RelayServer implements ConnectionRouter {
     if (disco) stats.packetsReceived.disco++;
     else stats.packetsReceived.other++;
     stats.bytesReceived += packet.length;
-    const dstId = keyId(dstKey);
+    const dstId = source.destinationId(dstKey);
     const set = this.#clients.get(dstId);
     const nowMs = performance.now();
     if (set !== undefined) {
@@ -282,7 +288,9 @@ export class RelayServer implements ConnectionRouter {
     }
     const forwarders = this.#forwarders.get(dstId);
     if (forwarders !== undefined) {
-      forwarders[0]!.forward(source.publicKey!, dstKey, packet, nowMs);
+      const forwarder = forwarders[0]!;
+      if (!forwarder.forward(source.publicKey!, dstKey, packet, nowMs))
+        forwarder.onceWritable(source.pauseReading());
       return;
     }
     if (disco && source.takeNotHereToken(nowMs)) {
