@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { stopChild } from './child-process.ts';
 
 /**
  * One log forwarder under test, as the operator runs it: `node packages/log-forwarder/src/main.ts
@@ -84,18 +85,6 @@ function forwarderEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 /**
  * Writes the forwarder's config (socket and collector; every other setting at its default), starts
  * it and resolves once it logged "log forwarder serving".
@@ -155,7 +144,7 @@ export async function startForwarder(launch: ForwarderLaunch): Promise<RunningFo
     scrape: async () => parseSamples(await (await fetch(metricsUrl)).text()),
     cpuSeconds: () => cpuSecondsOf(`log forwarder ${launch.name}`, child.pid as number),
     outputTail,
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, STOP_TIMEOUT_MS),
   };
 }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { LogBatchBuilder, LogSender } from '@switchyard/log-forwarder';
+import { stopChild } from './child-process.ts';
 
 /**
  * The sender side of the log-forwarder benchmark, in a process of its own (so that it never shares
@@ -96,20 +97,8 @@ export function spawnLoad(): RunningLoad {
         pending.set(id, { resolve, reject });
         child.send({ ...options, id } satisfies LoadRequest);
       }),
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, STOP_TIMEOUT_MS),
   };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 const BODY_FILLER =

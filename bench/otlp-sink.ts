@@ -9,6 +9,7 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import { countLogRecords } from '@switchyard/log-forwarder';
+import { stopChild } from './child-process.ts';
 
 /**
  * The OTLP logs receiver of the log-forwarder benchmark, in a process of its own: a grpc-js server
@@ -114,21 +115,9 @@ export function spawnSink(): Promise<RunningSink> {
         counts: () => ask<SinkCounts>({ type: 'counts' }),
         waitFor: (records, quietMs, deadlineMs) =>
           ask<SinkWaitResult>({ type: 'wait', records, quietMs, deadlineMs }),
-        stop: () => stopChild(child),
+        stop: () => stopChild(child, STOP_TIMEOUT_MS),
       });
     });
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
   });
 }
 

@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { stopChild } from './child-process.ts';
 
 /**
  * The contenders of the proxy benchmark and how to start each one: as a process of its own,
@@ -144,18 +145,6 @@ function tailOf(file: string): string {
   }
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 /**
  * Spawns `command` with its output going to a log file in `workDir` (so that a chatty process can
  * neither block on a full pipe nor cost the bench CPU), then retries connecting to `port` until it
@@ -186,7 +175,7 @@ async function startProcess(
     port,
     pid: child.pid,
     outputTail: () => tailOf(logFile),
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, STOP_TIMEOUT_MS),
   };
   const commandLine = [command, ...args].join(' ');
   const deadline = performance.now() + READY_TIMEOUT_MS;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { stopChild } from './child-process.ts';
 import { cpuSecondsOf } from './log-forwarder-process.ts';
 import { freePort } from './proxies.ts';
 
@@ -77,18 +78,6 @@ function serverEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 function spawnServer(
   name: string,
   command: string,
@@ -157,7 +146,7 @@ function spawnServer(
       });
     },
     outputTail,
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, STOP_TIMEOUT_MS),
   };
   return { server, started };
 }
