@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { LogBatchBuilder, LogSender } from '@switchyard/log-forwarder';
 import { stopChild } from './child-process.ts';
 

@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import http2 from 'node:http2';
 import {
   type handleUnaryCall,
