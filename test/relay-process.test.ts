@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DerpClient, discoPacket, generateNodeKeyPair } from '@switchyard/relay';
+import { DerpClient, DROP_REASONS, discoPacket, generateNodeKeyPair } from '@switchyard/relay';
 import { parseExposition, sampleValue } from './support/exposition.ts';
 import { freePort } from './support/free-port.ts';
 import { checkMetrics } from './support/promtool.ts';
@@ -68,16 +68,7 @@ describe('the relay as a process', () => {
     const verdict = await checkMetrics(text);
     assert.deepEqual(verdict.problems, [], verdict.output);
     const families = parseExposition(text);
-    for (const reason of [
-      'unknown_dest',
-      'gone_not_here',
-      'unknown_dest_on_forward',
-      'gone_disconnected',
-      'queue_head',
-      'queue_tail',
-      'write_error',
-      'duplicate_client',
-    ]) {
+    for (const reason of DROP_REASONS) {
       assert.equal(value(families, 'packets_dropped_total', { reason }), 0, reason);
     }
     assert.equal(families.get('switchyard_relay_connections')?.type, 'gauge');

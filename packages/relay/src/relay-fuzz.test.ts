@@ -1,45 +1,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { encodeFrame, FrameReader, FrameType } from './codec.ts';
+import { encodeFrame, FrameType } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
-import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { generateNodeKeyPair } from './keys.ts';
+import { rawLogin } from './raw-login.ts';
 import { RelayServer } from './relay-server.ts';
 
 const HOST = '127.0.0.1';
-
-/** Logs a fresh key in over a bare socket, so the fuzz can write anything after login. */
-async function rawLogin(port: number): Promise<Socket> {
-  const socket = connect({ host: HOST, port });
-  socket.on('error', () => {});
-  const reader = new FrameReader();
-  const keys = generateNodeKeyPair();
-  await new Promise<void>((resolve, reject) => {
-    socket.once('close', () => reject(new Error('closed during login')));
-    socket.on('data', function onData(chunk: Buffer) {
-      reader.push(chunk, (frameType, payload) => {
-        if (frameType === FrameType.ServerKey) {
-          socket.write(
-            sealClientInfo(keys, parseServerKey(payload), {
-              version: 2,
-              meshKey: '',
-              canAckPings: false,
-              isProber: false,
-            }),
-          );
-        } else if (frameType === FrameType.ServerInfo) {
-          socket.off('data', onData);
-          socket.resume();
-          resolve();
-        }
-      });
-    });
-  });
-  return socket;
-}
 
 /** Frame types a client may send, plus a few it may not. */
 const frameType = fc.constantFrom(...Object.values(FrameType), 0x7f, 0xff);
@@ -75,6 +44,7 @@ test('random and mutated frames from one client never break the relay for the ot
   await fc.assert(
     fc.asyncProperty(hostileBytes, async (bytes) => {
       const hostile = await rawLogin(port);
+      hostile.resume();
       hostile.write(bytes);
       // Alice's packet to Bob travels after the hostile bytes were handed to the relay.
       round++;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -15,8 +15,8 @@ import {
 } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
 import { discoPacket } from './disco.ts';
-import { parseServerKey, sealClientInfo } from './handshake.ts';
-import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
+import { generateNodeKeyPair } from './keys.ts';
+import { rawLogin } from './raw-login.ts';
 import { RelayServer, type RelayServerOptions } from './relay-server.ts';
 
 const HOST = '127.0.0.1';
@@ -39,30 +39,6 @@ async function connectClient(
   const client = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair(), ...extra });
   t.after(() => client.close());
   return client;
-}
-
-/** Logs in over a bare socket, so a test can then write frames no well-behaved client sends. */
-async function rawLogin(port: number, keys: NodeKeyPair = generateNodeKeyPair()): Promise<Socket> {
-  const socket = connect({ host: HOST, port });
-  const reader = new FrameReader();
-  await new Promise<void>((resolve, reject) => {
-    let serverKey: Uint8Array | undefined;
-    socket.on('error', reject);
-    socket.on('data', function onData(chunk: Buffer) {
-      reader.push(chunk, (frameType, payload) => {
-        if (frameType === FrameType.ServerKey) {
-          serverKey = parseServerKey(payload);
-          socket.write(
-            sealClientInfo(keys, serverKey, { version: 2, meshKey: '', canAckPings: false, isProber: false }),
-          );
-        } else if (frameType === FrameType.ServerInfo) {
-          socket.off('data', onData);
-          resolve();
-        }
-      });
-    });
-  });
-  return socket;
 }
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 2000): Promise<void> {
