@@ -1,6 +1,10 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SendQueue } from './send-queue.ts';
 import type { DurationRecorder } from './stats.ts';
+
+/** The smallest kept batch buffer: a few packets' worth, so small flushes share it too. */
+const MIN_REUSABLE_BATCH = 16 * 1024;
 
 export interface FrameWriterOptions {
   /** Packets held while the stream is backed up; beyond this the oldest is dropped. */
@@ -34,11 +38,14 @@ export class FrameWriter {
   #deadline: NodeJS.Timeout | undefined;
   #closed = false;
   #writableWaiters: Array<() => void> = [];
+  readonly #reuseBatches: boolean;
+  #reusable: Buffer | undefined;
 
   constructor(stream: Duplex, options: FrameWriterOptions) {
     this.#stream = stream;
     this.#options = options;
     this.#packets = new SendQueue(options.queueLength);
+    this.#reuseBatches = stream instanceof Socket;
   }
 
   /** Packets waiting to be written. */
@@ -107,7 +114,7 @@ export class FrameWriter {
     if (this.#closed || this.#backedUp) return;
     const total = this.#controlBytes + this.#packets.encodedBytes;
     if (total === 0) return;
-    const batch = Buffer.allocUnsafe(total);
+    const batch = this.#batchBuffer(total);
     let offset = 0;
     for (const frame of this.#control) {
       batch.set(frame, offset);
@@ -118,9 +125,24 @@ export class FrameWriter {
     const packets = this.#packets.length;
     const packetBytes = this.#packets.drainInto(batch, offset, performance.now(), this.#options.queueWait);
     const flowing = this.#stream.write(batch);
+    // The kernel took it all (the usual case): the buffer is free for the next batch.
+    if (this.#reusable !== undefined && this.#stream.writableLength > 0) this.#reusable = undefined;
     if (packets > 0) this.#options.onPacketsWritten(packets, packetBytes);
     if (!flowing) this.#waitForDrain();
   };
+
+  /**
+   * A batch buffer: on a TCP socket, one kept across flushes while every write completes at once,
+   * so that a busy connection does not allocate (and leave V8 to collect) a new buffer per flush.
+   * Other streams (WebSocket) may keep a reference to what they were given: they get a new one.
+   */
+  #batchBuffer(length: number): Buffer {
+    if (!this.#reuseBatches) return Buffer.allocUnsafe(length);
+    if (this.#reusable === undefined || this.#reusable.length < length) {
+      this.#reusable = Buffer.allocUnsafeSlow(Math.max(length, MIN_REUSABLE_BATCH));
+    }
+    return this.#reusable.subarray(0, length);
+  }
 
   #waitForDrain(): void {
     this.#backedUp = true;

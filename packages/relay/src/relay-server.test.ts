@@ -157,6 +157,48 @@ test('a burst larger than the send queue, to a client that reads, arrives whole'
   assert.equal(relay.stats.packetsDropped.queue_head, 0);
 });
 
+test('packets reach a stop-and-go reader intact, byte for byte', async (t) => {
+  const { relay, port } = await startRelay(t, { sendQueueLength: 64 });
+  const sender = await connectClient(t, port);
+  const slowKeys = generateNodeKeyPair();
+  const slow = await rawLogin(port, slowKeys);
+  t.after(() => slow.destroy());
+  // Each packet carries its sequence number and a fill byte derived from it, so any byte from
+  // another packet (a buffer overwritten while the kernel still held part of it) shows.
+  const packetFor = (sequence: number) => {
+    const packet = new Uint8Array(4000).fill((sequence * 7 + 1) & 0xff);
+    new DataView(packet.buffer).setUint32(0, sequence);
+    return packet;
+  };
+  const reader = new FrameReader();
+  let checked = 0;
+  slow.on('data', (chunk: Buffer) => {
+    reader.push(chunk, (frameType, payload) => {
+      if (frameType !== FrameType.RecvPacket) return;
+      const packet = payload.subarray(32);
+      const sequence = new DataView(packet.buffer, packet.byteOffset).getUint32(0);
+      assert.deepEqual(Uint8Array.from(packet), packetFor(sequence), `packet ${sequence} arrived intact`);
+      checked++;
+    });
+    // Read in fits and starts, so that the relay's writes are often only partly taken.
+    slow.pause();
+    setTimeout(() => slow.resume(), 5);
+  });
+  const total = 6_000;
+  for (let sequence = 0; sequence < total; sequence++) {
+    sender.send(slowKeys.publicKey, packetFor(sequence));
+    if (sequence % 100 === 99) await sender.ping();
+  }
+  const stats = relay.stats;
+  await waitFor(
+    'every packet delivered or dropped',
+    () => stats.packetsSent + stats.packetsDropped.queue_head === total,
+    20_000,
+  );
+  await waitFor('every delivered packet checked', () => checked === stats.packetsSent, 20_000);
+  assert.ok(checked > 0);
+});
+
 test('a client that never reads is disconnected after the write deadline, and every packet is accounted for', async (t) => {
   const { relay, port } = await startRelay(t, { sendQueueLength: 4, writeTimeoutMs: 200 });
   const sender = await connectClient(t, port);
