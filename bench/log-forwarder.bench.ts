@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { runBench } from './child-process.ts';
 import { positiveIntegerFromEnv } from './harness.ts';
 import {
   cpuSecondsOf,
@@ -323,17 +324,4 @@ async function main(): Promise<void> {
   if ([...e2e.values()].flat().some((s) => s.problems.length > 0)) process.exitCode = 1;
 }
 
-for (const [signal, exitCode] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.once(signal, () => {
-    void stopAll().finally(() => process.exit(exitCode));
-  });
-}
-
-main().catch(async (error: unknown) => {
-  await stopAll();
-  process.stderr.write(`log forwarder bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runBench('log forwarder bench', main, stopAll);

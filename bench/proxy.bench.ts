@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type RunningBackend, spawnBackend } from './backend.ts';
+import { runBench } from './child-process.ts';
 import { markdownTable, median, positiveIntegerFromEnv } from './harness.ts';
 import { type BulkResult, type ShortResult, spawnBulk, spawnShort } from './load.ts';
 import { CONTENDERS, type Contender, haproxyVersion, type RunningContender } from './proxies.ts';
@@ -343,17 +344,4 @@ async function main(): Promise<void> {
   if (failing.length > 0) process.exitCode = 1;
 }
 
-for (const [signal, exitCode] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.once(signal, () => {
-    void stopAll().finally(() => process.exit(exitCode));
-  });
-}
-
-main().catch(async (error: unknown) => {
-  await stopAll();
-  process.stderr.write(`proxy bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runBench('proxy bench', main, stopAll);

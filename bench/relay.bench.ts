@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runBench } from './child-process.ts';
 import { positiveIntegerFromEnv } from './harness.ts';
 import { DERPLOAD, type LoadOptions, measureLoad } from './relay-load.ts';
 import {
@@ -202,17 +203,4 @@ async function main(): Promise<void> {
   process.stderr.write(`relay bench: measured in ${((performance.now() - startedAt) / 1000).toFixed(0)} s\n`);
 }
 
-for (const [signal, exitCode] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.once(signal, () => {
-    void stopAll().finally(() => process.exit(exitCode));
-  });
-}
-
-main().catch(async (error: unknown) => {
-  await stopAll();
-  process.stderr.write(`relay bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runBench('relay bench', main, stopAll);
