@@ -11,10 +11,10 @@ import {
   encodeKeepAlive,
   encodePing,
   encodePong,
-  FrameReader,
   FrameType,
   PING_DATA_LENGTH,
 } from './codec.ts';
+import { FrameReader } from './frame-reader.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type ClientInfo, openClientInfo, sealServerInfo, serverKeyFrame } from './handshake.ts';
 import type { NodeKeyPair } from './keys.ts';

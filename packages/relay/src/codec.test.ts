@@ -29,7 +29,6 @@ import {
   encodeSendPacket,
   encodeWatchConns,
   FRAME_HEADER_LENGTH,
-  FrameReader,
   FrameType,
   frameTypeName,
   MAGIC,
@@ -39,6 +38,7 @@ import {
   PeerPresentFlags,
 } from './codec.ts';
 import { DerpEncodeError, DerpFrameTooLargeError, DerpPayloadError } from './errors.ts';
+import { FrameReader } from './frame-reader.ts';
 
 const keyA = new Uint8Array(32).fill(0xaa);
 const keyB = new Uint8Array(32).map((_, index) => index);

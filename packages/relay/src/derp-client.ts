@@ -10,11 +10,11 @@ import {
   encodePing,
   encodePong,
   encodeSendPacket,
-  FrameReader,
   FrameType,
   PING_DATA_LENGTH,
 } from './codec.ts';
 import { type DerpTlsOptions, derpTarget, describeTarget, openDerpStream } from './derp-transport.ts';
+import { FrameReader } from './frame-reader.ts';
 import {
   type ClientInfo,
   openServerInfo,

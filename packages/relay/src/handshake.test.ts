@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import nacl from 'tweetnacl';
-import { FRAME_HEADER_LENGTH, FrameReader, FrameType } from './codec.ts';
+import { FRAME_HEADER_LENGTH, FrameType } from './codec.ts';
 import { DerpEncodeError, DerpHandshakeError } from './errors.ts';
+import { FrameReader } from './frame-reader.ts';
 import {
   type ClientInfo,
   openClientInfo,

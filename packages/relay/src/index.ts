@@ -35,9 +35,6 @@ export {
   encodeWatchConns,
   type ForwardPacket,
   FRAME_HEADER_LENGTH,
-  type FrameHandler,
-  FrameReader,
-  type FrameReaderOptions,
   FrameType,
   type FrameTypeName,
   frameTypeName,
@@ -77,6 +74,7 @@ export {
   DerpUpgradeError,
   type HandshakeFailure,
 } from './errors.ts';
+export { type FrameHandler, FrameReader, type FrameReaderOptions } from './frame-reader.ts';
 export {
   type ClientInfo,
   MAX_CLIENT_INFO_PAYLOAD,

@@ -6,10 +6,10 @@ import {
   decodePing,
   encodePong,
   encodeWatchConns,
-  FrameReader,
   FrameType,
 } from './codec.ts';
 import { derpTarget, openDerpStream } from './derp-transport.ts';
+import { FrameReader } from './frame-reader.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { openServerInfo, parseServerKey, sealClientInfo } from './handshake.ts';
 import type { PacketForwarder, RelayServer } from './relay-server.ts';

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
-import { FrameReader, FrameType } from './codec.ts';
+import { FrameType } from './codec.ts';
+import { FrameReader } from './frame-reader.ts';
 import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
 

@@ -9,12 +9,12 @@ import {
   encodeKeepAlive,
   encodeNotePreferred,
   encodeSendPacket,
-  FrameReader,
   FrameType,
   PeerGoneReason,
 } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
 import { discoPacket } from './disco.ts';
+import { FrameReader } from './frame-reader.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { rawLogin } from './raw-login.ts';
 import { RelayServer, type RelayServerOptions } from './relay-server.ts';
