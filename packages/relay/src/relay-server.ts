@@ -9,6 +9,7 @@ import {
   type ConnectionRouter,
   keyId,
 } from './client-connection.ts';
+import { ClientSet } from './client-set.ts';
 import {
   encodePeerGone,
   encodePeerPresent,
@@ -77,23 +78,12 @@ function nonNegativeInteger(field: string, value: number, allowZero = false): nu
   return value;
 }
 
-/** The connections of one key: usually one; more while a client reconnects or a key is cloned. */
-interface ClientSet {
-  readonly members: ClientConnection[];
-  /** The connection packets go to; undefined while duplicates exist and none is chosen. */
-  active: ClientConnection | undefined;
-  /** The member that last sent a frame (derper's sendHistory tail). */
-  lastSender: ClientConnection | undefined;
-}
-
 /**
  * A DERP relay: the registry of logged-in clients, routing between them, the mesh (watchers and
  * forwarders) and the counters. Streams arrive through `handle` (after an HTTP upgrade or a
  * WebSocket handshake) or, for tests, through `listen` on plain TCP.
  *
- * Duplicate keys follow derper's default policy (last writer is active): every connection of a
- * key stays open, packets go to the one that logged in or sent a frame most recently, and when
- * that one leaves they are dropped as duplicate_client until another member speaks.
+ * Duplicate keys follow derper's default policy (last writer is active), in ClientSet.
  */
 export class RelayServer implements ConnectionRouter {
   readonly stats = new RelayStats();
@@ -207,30 +197,17 @@ export class RelayServer implements ConnectionRouter {
     stats.connections++;
     const existing = this.#clients.get(connection.id);
     if (existing === undefined) {
-      this.#clients.set(connection.id, { members: [connection], active: connection, lastSender: undefined });
+      this.#clients.set(connection.id, new ClientSet(connection, stats));
       stats.clientsLocal++;
       if (this.#forwarders.has(connection.id)) stats.clientsRemote--;
     } else {
-      existing.members.push(connection);
-      if (existing.members.length === 2) {
-        stats.duplicateClientKeys++;
-        stats.duplicateClientConnections += 2;
-        existing.members[0]!.isDuplicate = true;
-      } else {
-        stats.duplicateClientConnections++;
-      }
-      connection.isDuplicate = true;
-      stats.duplicateClientReplacements++;
-      existing.active = connection;
+      existing.add(connection);
     }
     this.#broadcastPresent(connection);
   }
 
   noteActivity(connection: ClientConnection): void {
-    const set = this.#clients.get(connection.id);
-    if (set === undefined || set.lastSender === connection) return;
-    set.lastSender = connection;
-    set.active = connection;
+    this.#clients.get(connection.id)?.noteActivity(connection);
   }
 
   unregister(connection: ClientConnection): void {
@@ -242,34 +219,12 @@ export class RelayServer implements ConnectionRouter {
     if (connection.preferred) stats.homeConnections--;
     for (const sourceId of connection.sawSources) this.#peerGoneWatchers.get(sourceId)?.delete(connection);
     const set = this.#clients.get(connection.id);
-    if (set === undefined) return;
-    const index = set.members.indexOf(connection);
-    if (index < 0) return;
-    set.members.splice(index, 1);
-    if (set.members.length === 0) {
-      this.#clients.delete(connection.id);
-      stats.clientsLocal--;
-      if (this.#forwarders.has(connection.id)) stats.clientsRemote++;
-      else if (connection.closeCause !== 'server_close') this.#notePeerGoneFromRegion(connection.id);
-      this.#broadcastGone(connection.publicKey!);
-      return;
-    }
-    this.#shrinkDuplicates(set, connection);
-  }
-
-  #shrinkDuplicates(set: ClientSet, leaving: ClientConnection): void {
-    const stats = this.stats;
-    stats.duplicateClientConnections--;
-    if (set.lastSender === leaving) set.lastSender = undefined;
-    if (set.members.length === 1) {
-      const remaining = set.members[0]!;
-      stats.duplicateClientKeys--;
-      stats.duplicateClientConnections--;
-      remaining.isDuplicate = false;
-      set.active = remaining;
-      return;
-    }
-    if (set.active === leaving) set.active = set.lastSender;
+    if (set === undefined || !set.remove(connection) || set.members.length > 0) return;
+    this.#clients.delete(connection.id);
+    stats.clientsLocal--;
+    if (this.#forwarders.has(connection.id)) stats.clientsRemote++;
+    else if (connection.closeCause !== 'server_close') this.#notePeerGoneFromRegion(connection.id);
+    this.#broadcastGone(connection.publicKey!);
   }
 
   route(source: ClientConnection, dstKey: Uint8Array, packet: Uint8Array): void {
