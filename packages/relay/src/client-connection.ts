@@ -179,13 +179,13 @@ export class ClientConnection {
   }
 
   /** Queues a packet from `srcKey` for this client; counts a head drop. */
-  enqueuePacket(srcKey: Uint8Array, packet: Uint8Array, nowMs: number): void {
+  enqueuePacket(srcKey: Uint8Array, packet: Uint8Array, nowMs: number, disco: boolean): void {
     const stats = this.#router.stats;
     if (this.#closeCause !== undefined) {
       stats.packetsDropped.queue_tail++;
       return;
     }
-    if (this.#writer.enqueuePacket(FrameType.RecvPacket, srcKey, undefined, packet, nowMs)) {
+    if (this.#writer.enqueuePacket(FrameType.RecvPacket, srcKey, undefined, packet, nowMs, disco)) {
       stats.packetsDropped.queue_head++;
     }
   }

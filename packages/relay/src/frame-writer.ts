@@ -31,6 +31,8 @@ export class FrameWriter {
   readonly #stream: Duplex;
   readonly #options: FrameWriterOptions;
   readonly #packets: SendQueue;
+  /** Disco packets, in their own queue as derper's discoSendQueue: bulk data never pushes them out. */
+  readonly #discoPackets: SendQueue;
   #control: Uint8Array[] = [];
   #controlBytes = 0;
   #scheduled = false;
@@ -45,12 +47,13 @@ export class FrameWriter {
     this.#stream = stream;
     this.#options = options;
     this.#packets = new SendQueue(options.queueLength);
+    this.#discoPackets = new SendQueue(options.queueLength);
     this.#reuseBatches = stream instanceof Socket;
   }
 
   /** Packets waiting to be written. */
   get queuedPackets(): number {
-    return this.#packets.length;
+    return this.#packets.length + this.#discoPackets.length;
   }
 
   /** Waiting for 'drain': the kernel refused part of the last write. */
@@ -77,18 +80,23 @@ export class FrameWriter {
     this.#schedule();
   }
 
-  /** Queues a packet frame; returns true when the oldest queued packet was dropped for it. */
+  /**
+   * Queues a packet frame, in the disco queue when `disco`; returns true when the oldest packet of
+   * that queue was dropped for it.
+   */
   enqueuePacket(
     frameType: number,
     firstKey: Uint8Array,
     secondKey: Uint8Array | undefined,
     packet: Uint8Array,
     nowMs: number,
+    disco = false,
   ): boolean {
+    const queue = disco ? this.#discoPackets : this.#packets;
     // A full queue whose stream is not backed up is written out now rather than dropped: the
     // bound applies to a reader that is slow, not to a burst that arrived in one read.
-    if (this.#packets.length === this.#packets.capacity && !this.#backedUp && !this.#closed) this.#flush();
-    const dropped = this.#packets.push(frameType, firstKey, secondKey, packet, nowMs);
+    if (queue.length === queue.capacity && !this.#backedUp && !this.#closed) this.#flush();
+    const dropped = queue.push(frameType, firstKey, secondKey, packet, nowMs);
     this.#schedule();
     return dropped;
   }
@@ -100,7 +108,7 @@ export class FrameWriter {
     this.#wakeWaiters();
     this.#control = [];
     this.#controlBytes = 0;
-    return this.#packets.clear();
+    return this.#packets.clear() + this.#discoPackets.clear();
   }
 
   #schedule(): void {
@@ -112,7 +120,7 @@ export class FrameWriter {
   readonly #flush = (): void => {
     this.#scheduled = false;
     if (this.#closed || this.#backedUp) return;
-    const total = this.#controlBytes + this.#packets.encodedBytes;
+    const total = this.#controlBytes + this.#discoPackets.encodedBytes + this.#packets.encodedBytes;
     if (total === 0) return;
     const batch = this.#batchBuffer(total);
     let offset = 0;
@@ -122,8 +130,12 @@ export class FrameWriter {
     }
     this.#control = [];
     this.#controlBytes = 0;
-    const packets = this.#packets.length;
-    const packetBytes = this.#packets.drainInto(batch, offset, performance.now(), this.#options.queueWait);
+    const packets = this.queuedPackets;
+    const nowMs = performance.now();
+    const discoFrameBytes = this.#discoPackets.encodedBytes;
+    const discoBytes = this.#discoPackets.drainInto(batch, offset, nowMs, this.#options.queueWait);
+    offset += discoFrameBytes;
+    const packetBytes = discoBytes + this.#packets.drainInto(batch, offset, nowMs, this.#options.queueWait);
     const flowing = this.#stream.write(batch);
     // The kernel took it all (the usual case): the buffer is free for the next batch.
     if (this.#reusable !== undefined && this.#stream.writableLength > 0) this.#reusable = undefined;

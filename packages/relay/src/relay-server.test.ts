@@ -13,7 +13,7 @@ import {
   PeerGoneReason,
 } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
-import { discoPacket } from './disco.ts';
+import { discoPacket, looksLikeDisco } from './disco.ts';
 import { FrameReader } from './frame-reader.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { rawLogin } from './raw-login.ts';
@@ -197,6 +197,36 @@ test('packets reach a stop-and-go reader intact, byte for byte', async (t) => {
   );
   await waitFor('every delivered packet checked', () => checked === stats.packetsSent, 20_000);
   assert.ok(checked > 0);
+});
+
+test('disco packets have their own queue: a data flood to a backed-up client does not push them out', async (t) => {
+  const { relay, port } = await startRelay(t, { sendQueueLength: 4, writeTimeoutMs: 60_000 });
+  const sender = await connectClient(t, port);
+  const stalledKeys = generateNodeKeyPair();
+  const stalled = await rawLogin(port, stalledKeys);
+  t.after(() => stalled.destroy());
+  stalled.pause();
+  const data = bytes(60_000, 4);
+  while (relay.stats.packetsDropped.queue_head === 0) {
+    for (let index = 0; index < 20; index++) sender.send(stalledKeys.publicKey, data);
+    await sender.ping();
+  }
+  sender.send(stalledKeys.publicKey, discoPacket(100));
+  sender.send(stalledKeys.publicKey, discoPacket(101));
+  for (let index = 0; index < 50; index++) sender.send(stalledKeys.publicKey, data);
+  await sender.ping();
+
+  const discoSizes: number[] = [];
+  const reader = new FrameReader();
+  stalled.on('data', (chunk: Buffer) =>
+    reader.push(chunk, (frameType, payload) => {
+      if (frameType === FrameType.RecvPacket && looksLikeDisco(payload.subarray(32)))
+        discoSizes.push(payload.length - 32);
+    }),
+  );
+  stalled.resume();
+  await waitFor('both disco packets delivered', () => discoSizes.length === 2, 10_000);
+  assert.deepEqual(discoSizes, [100, 101]);
 });
 
 test('a client that never reads is disconnected after the write deadline, and every packet is accounted for', async (t) => {

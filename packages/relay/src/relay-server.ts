@@ -238,7 +238,7 @@ export class RelayServer implements ConnectionRouter {
     const nowMs = performance.now();
     if (set !== undefined) {
       if (set.active === undefined) stats.packetsDropped.duplicate_client++;
-      else this.#deliver(set.active, source.publicKey!, source.id, packet, nowMs);
+      else this.#deliver(set.active, source.publicKey!, source.id, packet, nowMs, disco);
       return;
     }
     const forwarders = this.#forwarders.get(dstId);
@@ -269,7 +269,7 @@ export class RelayServer implements ConnectionRouter {
       stats.packetsDropped.duplicate_client++;
       return;
     }
-    this.#deliver(set.active, srcKey, keyId(srcKey), packet, performance.now());
+    this.#deliver(set.active, srcKey, keyId(srcKey), packet, performance.now(), looksLikeDisco(packet));
   }
 
   #deliver(
@@ -278,6 +278,7 @@ export class RelayServer implements ConnectionRouter {
     srcId: string,
     packet: Uint8Array,
     nowMs: number,
+    disco: boolean,
   ): void {
     if (!destination.sawSources.has(srcId)) {
       destination.sawSources.add(srcId);
@@ -288,7 +289,7 @@ export class RelayServer implements ConnectionRouter {
       }
       watchers.add(destination);
     }
-    destination.enqueuePacket(srcKey, packet, nowMs);
+    destination.enqueuePacket(srcKey, packet, nowMs, disco);
   }
 
   addWatcher(connection: ClientConnection): void {
