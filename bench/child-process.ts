@@ -1,4 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /**
  * Stops a benchmark's child process: SIGTERM, so that it shuts down as in production, then
@@ -34,4 +35,20 @@ export function runBench(name: string, main: () => Promise<void>, stopAll: () =>
     process.stderr.write(`${name}: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   });
+}
+
+const CLOCK_TICKS_PER_SECOND =
+  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** User plus system CPU seconds of every thread of `pid` so far, from /proc/<pid>/stat. */
+export function cpuSecondsOf(name: string, pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    throw new Error(`${name} (pid ${pid}) exited during the benchmark`);
+  }
+  // After the parenthesised command name (which may hold spaces): utime is field 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }

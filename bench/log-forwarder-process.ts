@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { stopChild } from './child-process.ts';
+import { cpuSecondsOf, stopChild } from './child-process.ts';
 
 /**
  * One log forwarder under test, as the operator runs it: `node packages/log-forwarder/src/main.ts
@@ -41,22 +41,6 @@ export interface ForwarderLaunch {
   readonly collectorEndpoint: string;
   /** Node flags before main.ts, e.g. `--cpu-prof`. */
   readonly nodeFlags?: readonly string[];
-}
-
-const CLOCK_TICKS_PER_SECOND =
-  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** User plus system CPU seconds of every thread of `pid` so far, from /proc/<pid>/stat. */
-export function cpuSecondsOf(name: string, pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    throw new Error(`${name} (pid ${pid}) exited during the benchmark`);
-  }
-  // After the parenthesised command name (which may hold spaces): utime is field 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** Parses the samples of our own metrics from a Prometheus text exposition. */

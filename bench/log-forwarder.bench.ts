@@ -2,10 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { runBench } from './child-process.ts';
+import { cpuSecondsOf, runBench } from './child-process.ts';
 import { positiveIntegerFromEnv } from './harness.ts';
 import {
-  cpuSecondsOf,
   type MetricSamples,
   type RunningForwarder,
   sample,

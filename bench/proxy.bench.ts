@@ -1,9 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type RunningBackend, spawnBackend } from './backend.ts';
-import { runBench } from './child-process.ts';
+import { cpuSecondsOf, runBench } from './child-process.ts';
 import { markdownTable, median, positiveIntegerFromEnv } from './harness.ts';
 import { type BulkResult, type ShortResult, spawnBulk, spawnShort } from './load.ts';
 import { CONTENDERS, type Contender, haproxyVersion, type RunningContender } from './proxies.ts';
@@ -79,31 +79,14 @@ function ensureBenchDeps(): void {
   }
 }
 
-const CLOCK_TICKS_PER_SECOND =
-  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** User plus system CPU seconds of every thread of `pid` so far, from /proc/<pid>/stat. */
-function cpuSeconds(name: string, pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    throw new Error(`${name} (pid ${pid}) exited during the benchmark`);
-  }
-  // Fields after the parenthesised command name, which may itself hold spaces: state is field 3,
-  // utime field 14, stime field 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-}
-
 async function measureOnce<Result>(
   running: RunningContender,
   backend: RunningBackend,
   load: () => Promise<Result>,
 ): Promise<Sample<Result>> {
   const proxyCpu = (): number | undefined =>
-    running.pid === undefined ? undefined : cpuSeconds(running.name, running.pid);
-  const backendCpu = (): number => cpuSeconds('backend', backend.pid);
+    running.pid === undefined ? undefined : cpuSecondsOf(running.name, running.pid);
+  const backendCpu = (): number => cpuSecondsOf('backend', backend.pid);
   const proxyBefore = proxyCpu();
   const backendBefore = backendCpu();
   const result = await load();

@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { stopChild } from './child-process.ts';
-import { cpuSecondsOf } from './log-forwarder-process.ts';
+import { cpuSecondsOf, stopChild } from './child-process.ts';
 import { freePort } from './proxies.ts';
 
 /**
