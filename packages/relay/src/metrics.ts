@@ -169,76 +169,77 @@ export const relayCatalog = defineCatalog({
 
 export type RelayMetrics = CatalogHandles<(typeof relayCatalog)['declaration']>;
 
+interface CollectedFamily {
+  onCollect(hook: () => void): void;
+}
+
+/** Reads a family's only series from `read` whenever a reader collects it. */
+function mirror(family: CollectedFamily & { cell(): { value: number } }, read: () => number): void {
+  const cell = family.cell();
+  family.onCollect(() => {
+    cell.value = read();
+  });
+}
+
+/** Reads one series per label value of a family from the matching RelayStats record. */
+function mirrorRecord<K extends string>(
+  family: CollectedFamily,
+  values: readonly K[],
+  cellFor: (value: K) => { value: number },
+  record: Readonly<Record<K, number>>,
+): void {
+  const cells = values.map((value) => [value, cellFor(value)] as const);
+  family.onCollect(() => {
+    for (const [value, cell] of cells) cell.value = record[value];
+  });
+}
+
 /**
  * Copies the relay's plain-field counters into the catalog's cells when a reader collects: the
- * data path pays nothing per packet beyond its own field increments.
+ * data path pays nothing per packet beyond its own field increments. Each instrument refreshes
+ * only its own series; the SDK runs every instrument's callback of one collection in a row,
+ * with no I/O in between, so the values of one scrape still come from one instant and the packet
+ * accounting holds within it.
  */
 export function bindRelayStats(metrics: RelayMetrics, stats: RelayStats): void {
-  const plain: Array<[{ value: number }, () => number]> = [
-    [metrics.accepts.cell(), () => stats.accepts],
-    [metrics.connections.cell(), () => stats.connections],
-    [metrics.home_connections.cell(), () => stats.homeConnections],
-    [metrics.clients_local.cell(), () => stats.clientsLocal],
-    [metrics.clients_remote.cell(), () => stats.clientsRemote],
-    [metrics.clients.cell(), () => stats.clientsLocal + stats.clientsRemote],
-    [metrics.bytes_received.cell(), () => stats.bytesReceived],
-    [metrics.bytes_sent.cell(), () => stats.bytesSent],
-    [metrics.packets_sent.cell(), () => stats.packetsSent],
-    [metrics.packets_forwarded_in.cell(), () => stats.packetsForwardedIn],
-    [metrics.packets_forwarded_out.cell(), () => stats.packetsForwardedOut],
-    [metrics.unknown_frames.cell(), () => stats.unknownFrames],
-    [metrics.admission_refusals.cell(), () => stats.admissionRefusals],
-    [metrics.duplicate_client_keys.cell(), () => stats.duplicateClientKeys],
-    [metrics.duplicate_client_connections.cell(), () => stats.duplicateClientConnections],
-    [metrics.duplicate_client_replacements.cell(), () => stats.duplicateClientReplacements],
-    [metrics.home_moves_in.cell(), () => stats.homeMovesIn],
-    [metrics.home_moves_out.cell(), () => stats.homeMovesOut],
-    [metrics.watchers.cell(), () => stats.watchers],
-    [metrics.websocket_active_connections.cell(), () => stats.websocketConnections],
-  ];
-  for (const kind of PACKET_KINDS) {
-    plain.push([metrics.packets_received.cell({ kind }), () => stats.packetsReceived[kind]]);
-  }
-  for (const reason of DROP_REASONS) {
-    plain.push([metrics.packets_dropped.cell({ reason }), () => stats.packetsDropped[reason]]);
-  }
-  for (const reason of PEER_GONE_REASONS) {
-    plain.push([metrics.peer_gone_frames_sent.cell({ reason }), () => stats.peerGoneFramesSent[reason]]);
-  }
-  for (const cause of CLOSE_CAUSES) {
-    plain.push([metrics.disconnects.cell({ cause }), () => stats.disconnects[cause]]);
-  }
-  // Every family refreshes all cells (40 assignments): whichever a reader collects first, the
-  // values it reads come from one instant, so the packet accounting holds within a scrape.
-  const refresh = () => {
-    for (const [cell, read] of plain) cell.value = read();
-  };
-  for (const family of [
-    metrics.accepts,
-    metrics.connections,
-    metrics.home_connections,
-    metrics.clients_local,
-    metrics.clients_remote,
-    metrics.clients,
-    metrics.bytes_received,
-    metrics.bytes_sent,
-    metrics.packets_received,
-    metrics.packets_sent,
-    metrics.packets_forwarded_in,
-    metrics.packets_forwarded_out,
-    metrics.packets_dropped,
-    metrics.unknown_frames,
-    metrics.admission_refusals,
-    metrics.duplicate_client_keys,
-    metrics.duplicate_client_connections,
-    metrics.duplicate_client_replacements,
-    metrics.peer_gone_frames_sent,
-    metrics.home_moves_in,
-    metrics.home_moves_out,
-    metrics.watchers,
-    metrics.websocket_active_connections,
-    metrics.disconnects,
-  ]) {
-    family.onCollect(refresh);
-  }
+  mirror(metrics.accepts, () => stats.accepts);
+  mirror(metrics.connections, () => stats.connections);
+  mirror(metrics.home_connections, () => stats.homeConnections);
+  mirror(metrics.clients_local, () => stats.clientsLocal);
+  mirror(metrics.clients_remote, () => stats.clientsRemote);
+  mirror(metrics.clients, () => stats.clientsLocal + stats.clientsRemote);
+  mirror(metrics.bytes_received, () => stats.bytesReceived);
+  mirror(metrics.bytes_sent, () => stats.bytesSent);
+  mirror(metrics.packets_sent, () => stats.packetsSent);
+  mirror(metrics.packets_forwarded_in, () => stats.packetsForwardedIn);
+  mirror(metrics.packets_forwarded_out, () => stats.packetsForwardedOut);
+  mirror(metrics.unknown_frames, () => stats.unknownFrames);
+  mirror(metrics.admission_refusals, () => stats.admissionRefusals);
+  mirror(metrics.duplicate_client_keys, () => stats.duplicateClientKeys);
+  mirror(metrics.duplicate_client_connections, () => stats.duplicateClientConnections);
+  mirror(metrics.duplicate_client_replacements, () => stats.duplicateClientReplacements);
+  mirror(metrics.home_moves_in, () => stats.homeMovesIn);
+  mirror(metrics.home_moves_out, () => stats.homeMovesOut);
+  mirror(metrics.watchers, () => stats.watchers);
+  mirror(metrics.websocket_active_connections, () => stats.websocketConnections);
+  const { packets_received, packets_dropped, peer_gone_frames_sent, disconnects } = metrics;
+  mirrorRecord(
+    packets_received,
+    PACKET_KINDS,
+    (kind) => packets_received.cell({ kind }),
+    stats.packetsReceived,
+  );
+  mirrorRecord(
+    packets_dropped,
+    DROP_REASONS,
+    (reason) => packets_dropped.cell({ reason }),
+    stats.packetsDropped,
+  );
+  mirrorRecord(
+    peer_gone_frames_sent,
+    PEER_GONE_REASONS,
+    (reason) => peer_gone_frames_sent.cell({ reason }),
+    stats.peerGoneFramesSent,
+  );
+  mirrorRecord(disconnects, CLOSE_CAUSES, (cause) => disconnects.cell({ cause }), stats.disconnects);
 }
