@@ -103,6 +103,7 @@ export class ClientConnection {
   #pingSentAt = 0;
   readonly #lastDestination = Buffer.alloc(32);
   #lastDestinationId = keyId(new Uint8Array(32));
+  #readAtMs = 0;
   #notHereTokens = NOT_HERE_BURST;
   #notHereRefilledAt = 0;
 
@@ -172,6 +173,14 @@ export class ClientConnection {
   /** Why the connection ended; undefined while it is open. */
   get closeCause(): CloseCause | undefined {
     return this.#closeCause;
+  }
+
+  /**
+   * When the frames being handled were read (performance.now(), ms): taken once per chunk, and
+   * used as the enqueue time of every packet in it.
+   */
+  get readAtMs(): number {
+    return this.#readAtMs;
   }
 
   get queuedPackets(): number {
@@ -271,6 +280,7 @@ export class ClientConnection {
 
   #feed(read: () => Error | undefined): void {
     if (this.#closeCause !== undefined) return;
+    this.#readAtMs = performance.now();
     try {
       if (read() !== undefined) this.#closeMalformed();
     } catch {

@@ -235,7 +235,7 @@ export class RelayServer implements ConnectionRouter {
     stats.bytesReceived += packet.length;
     const dstId = source.destinationId(dstKey);
     const set = this.#clients.get(dstId);
-    const nowMs = performance.now();
+    const nowMs = source.readAtMs;
     if (set !== undefined) {
       if (set.active === undefined) stats.packetsDropped.duplicate_client++;
       else this.#deliver(set.active, source.publicKey!, source.id, packet, nowMs, disco);
@@ -257,7 +257,7 @@ export class RelayServer implements ConnectionRouter {
     stats.packetsDropped.unknown_dest++;
   }
 
-  forwardIn(_source: ClientConnection, srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array): void {
+  forwardIn(source: ClientConnection, srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array): void {
     const stats = this.stats;
     stats.packetsForwardedIn++;
     const set = this.#clients.get(keyId(dstKey));
@@ -269,7 +269,7 @@ export class RelayServer implements ConnectionRouter {
       stats.packetsDropped.duplicate_client++;
       return;
     }
-    this.#deliver(set.active, srcKey, keyId(srcKey), packet, performance.now(), looksLikeDisco(packet));
+    this.#deliver(set.active, srcKey, keyId(srcKey), packet, source.readAtMs, looksLikeDisco(packet));
   }
 
   #deliver(
