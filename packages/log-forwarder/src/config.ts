@@ -109,13 +109,16 @@ export const DEMO_CONFIG = Object.freeze({ demo: { collector: true, traffic: { e
  * SWITCHYARD_DEMO_TRAFFIC=0 turns the demo's synthetic senders off.
  */
 export function readLogForwarderConfig(argv: readonly string[], env: NodeJS.ProcessEnv): LogForwarderConfig {
-  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_LOG_FORWARDER_', argv, env);
-  const config = loadConfig(logForwarderConfigSchema, {
+  const { file, overrides } = workerConfigSource(
+    'SWITCHYARD_LOG_FORWARDER_',
+    argv,
+    env,
+    'DEMO__TRAFFIC__ENABLED',
+  );
+  return loadConfig(logForwarderConfigSchema, {
     file,
     env: overrides,
     envPrefix: 'SWITCHYARD_LOG_FORWARDER_',
     defaults: file === undefined ? DEMO_CONFIG : undefined,
   });
-  if (demoTraffic) return config;
-  return { ...config, demo: { ...config.demo, traffic: { ...config.demo.traffic, enabled: false } } };
 }

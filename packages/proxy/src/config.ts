@@ -183,8 +183,8 @@ export function checkProxyConfig(config: ProxyConfig): ProxyConfig {
  * synthetic clients off. SIGHUP reads the same file again.
  */
 export function readProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ProxyConfig {
-  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_PROXY_', argv, env);
-  const config = checkProxyConfig(
+  const { file, overrides } = workerConfigSource('SWITCHYARD_PROXY_', argv, env, 'DEMO__TRAFFIC__ENABLED');
+  return checkProxyConfig(
     loadConfig(proxyConfigSchema, {
       file,
       env: overrides,
@@ -192,6 +192,4 @@ export function readProxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
       defaults: file === undefined ? DEMO_CONFIG : undefined,
     }),
   );
-  if (demoTraffic) return config;
-  return { ...config, demo: { ...config.demo, traffic: { ...config.demo.traffic, enabled: false } } };
 }

@@ -86,13 +86,11 @@ export const DEMO_CONFIG = Object.freeze({ demo: { traffic: { enabled: true } } 
  * clients off.
  */
 export function readRelayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RelayConfig {
-  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_RELAY_', argv, env);
-  const config = loadConfig(relayConfigSchema, {
+  const { file, overrides } = workerConfigSource('SWITCHYARD_RELAY_', argv, env, 'DEMO__TRAFFIC__ENABLED');
+  return loadConfig(relayConfigSchema, {
     file,
     env: overrides,
     envPrefix: 'SWITCHYARD_RELAY_',
     defaults: file === undefined ? DEMO_CONFIG : undefined,
   });
-  if (demoTraffic) return config;
-  return { ...config, demo: { traffic: { ...config.demo.traffic, enabled: false } } };
 }

@@ -38,7 +38,6 @@ export type SampleConfig = z.infer<typeof sampleConfigSchema>;
  * overrides. SWITCHYARD_DEMO_TRAFFIC=0 turns synthetic traffic off, as for every worker.
  */
 export function readSampleConfig(argv: readonly string[], env: NodeJS.ProcessEnv): SampleConfig {
-  const { file, overrides, demoTraffic } = workerConfigSource('SWITCHYARD_SAMPLE_', argv, env);
-  const config = loadConfig(sampleConfigSchema, { file, env: overrides, envPrefix: 'SWITCHYARD_SAMPLE_' });
-  return demoTraffic ? config : { ...config, traffic: { ...config.traffic, enabled: false } };
+  const { file, overrides } = workerConfigSource('SWITCHYARD_SAMPLE_', argv, env, 'TRAFFIC__ENABLED');
+  return loadConfig(sampleConfigSchema, { file, env: overrides, envPrefix: 'SWITCHYARD_SAMPLE_' });
 }

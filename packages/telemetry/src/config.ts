@@ -356,15 +356,21 @@ export function splitHostPort(address: string): { host: string; port: number } {
 /**
  * The conventions every worker's config follows. The file comes from `--config <file>`, else from
  * `<envPrefix>CONFIG`; that variable names the file and is no field, so it is left out of the
- * overrides; `SWITCHYARD_DEMO_TRAFFIC=0` turns a demo's synthetic traffic off.
+ * overrides. `SWITCHYARD_DEMO_TRAFFIC=0` turns a demo's synthetic traffic off: it becomes the
+ * override `<envPrefix><demoTrafficSwitch>=false` (e.g. `DEMO__TRAFFIC__ENABLED`), applied like
+ * any other.
  */
 export function workerConfigSource(
   envPrefix: string,
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { file: string | undefined; overrides: NodeJS.ProcessEnv; demoTraffic: boolean } {
+  demoTrafficSwitch?: string,
+): { file: string | undefined; overrides: NodeJS.ProcessEnv } {
   const { [`${envPrefix}CONFIG`]: fileFromEnv, ...overrides } = env;
   const flag = argv.indexOf('--config');
   const file = flag >= 0 ? argv[flag + 1] : fileFromEnv || undefined;
-  return { file, overrides, demoTraffic: env.SWITCHYARD_DEMO_TRAFFIC !== '0' };
+  if (demoTrafficSwitch !== undefined && env.SWITCHYARD_DEMO_TRAFFIC === '0') {
+    overrides[`${envPrefix}${demoTrafficSwitch}`] = 'false';
+  }
+  return { file, overrides };
 }
