@@ -75,10 +75,6 @@ export class MeshLink implements PacketForwarder {
     return this.#isSelf;
   }
 
-  /** Keys the peer reported as connected there. */
-  get learnedKeys(): number {
-    return this.#learned.size;
-  }
 
   start(): void {
     void this.#dial();

@@ -135,10 +135,6 @@ export class RelayServer implements ConnectionRouter {
     return this.#clients.get(keyId(publicKey))?.active;
   }
 
-  /** Every logged-in connection of `publicKey`. */
-  connectionsOf(publicKey: Uint8Array): readonly ClientConnection[] {
-    return this.#clients.get(keyId(publicKey))?.members ?? [];
-  }
 
   /** Serves one DERP stream, positioned after any HTTP upgrade. */
   handle(stream: Duplex, origin: ConnectionOrigin): void {
