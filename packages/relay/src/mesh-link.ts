@@ -75,7 +75,6 @@ export class MeshLink implements PacketForwarder {
     return this.#isSelf;
   }
 
-
   start(): void {
     void this.#dial();
   }

@@ -135,7 +135,6 @@ export class RelayServer implements ConnectionRouter {
     return this.#clients.get(keyId(publicKey))?.active;
   }
 
-
   /** Serves one DERP stream, positioned after any HTTP upgrade. */
   handle(stream: Duplex, origin: ConnectionOrigin): void {
     this.stats.accepts++;
