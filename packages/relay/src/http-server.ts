@@ -13,6 +13,7 @@ import {
   instrumentHttpServer,
   ListenError,
   type RouteClassifier,
+  recordHttpRequest,
 } from '@switchyard/telemetry';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { MAX_FRAME_SIZE, PROTOCOL_VERSION } from './codec.ts';
@@ -183,15 +184,8 @@ export class RelayHttpServer {
   }
 
   #recordUpgrade(request: IncomingMessage, status: number, started: number): void {
-    const http = this.#http;
-    if (http === undefined) return;
-    http.handles['http.server.request.duration']
-      .series({
-        'http.request.method': request.method ?? '',
-        'http.response.status_code': String(status),
-        'http.route': http.classify(request.url ?? ''),
-      })
-      .record((performance.now() - started) / 1000);
+    if (this.#http !== undefined)
+      recordHttpRequest(this.#http.handles, this.#http.classify, request, status, started);
   }
 }
 

@@ -141,15 +141,30 @@ export function instrumentHttpServer(
     active.add(1);
     response.once('close', () => {
       active.add(-1);
-      handles['http.server.request.duration']
-        .series({
-          'http.request.method': method,
-          'http.response.status_code': String(response.statusCode),
-          'http.route': classify(request.url ?? ''),
-        })
-        .record((performance.now() - started) / 1000);
+      recordHttpRequest(handles, classify, request, response.statusCode, started);
     });
   });
+}
+
+/**
+ * Records one finished request in `http.server.request.duration`. `instrumentHttpServer` does this
+ * for ordinary requests; a server that answers upgrades itself (the relay's `/derp`) calls it with
+ * the status it wrote.
+ */
+export function recordHttpRequest(
+  handles: HttpServerHandles,
+  classify: RouteClassifier,
+  request: IncomingMessage,
+  statusCode: number,
+  startedMs: number,
+): void {
+  handles['http.server.request.duration']
+    .series({
+      'http.request.method': request.method ?? '',
+      'http.response.status_code': String(statusCode),
+      'http.route': classify(request.url ?? ''),
+    })
+    .record((performance.now() - startedMs) / 1000);
 }
 
 /** Convenience: the catalog registered on `meter`, with its classifier. */

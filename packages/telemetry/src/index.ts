@@ -33,6 +33,7 @@ export {
   httpServerCatalog,
   instrumentHttpServer,
   type RouteClassifier,
+  recordHttpRequest,
 } from './http-metrics.ts';
 export { type Drainable, handleShutdownSignals, runWorkerMain, type ShutdownOptions } from './lifecycle.ts';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
