@@ -236,8 +236,8 @@ test('a backed-up mesh link holds the sender back instead of dropping, as derper
   );
   assert.equal(stats.packetsDropped.queue_head, 0);
   assert.equal(stats.packetsForwardedOut, total);
-  // The receiving client reads its socket eagerly (its own buffer drops what nobody iterates),
-  // so b never backs up: everything forwarded is delivered.
-  await until('b delivered every packet', () => b!.relay.stats.packetsSent === total, 20_000);
+  // Every packet the link wrote arrived at b: nothing was lost between the relays. (What b then
+  // delivers depends on how fast the receiving client reads, which is not what this test is about.)
+  await until('b took in every forwarded packet', () => b!.relay.stats.packetsForwardedIn === total, 20_000);
   assert.equal(link.up, true);
 });
