@@ -1,42 +1,11 @@
-import { createServer, type Server, Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { ListenError, splitHostPort } from '@switchyard/telemetry';
 import type { ListenerConfig } from './config.ts';
+import { type TcpHandle, takeOverAccept } from './libuv-tcp.ts';
 import type { ProxyMetrics, RejectReason } from './metrics.ts';
-import { Pump } from './pump.ts';
 
 /** Where an accepted client goes next, its socket not reading yet: the proxy picks the pool and dials. */
-export type ClientHandler = (client: Pump, listener: Listener) => void;
-
-/** What `net.Server` keeps of its listening libuv handle, in `server._handle`. */
-interface ListenHandle {
-  onconnection: (status: number, clientHandle: object | undefined) => void;
-}
-
-function ignoreError(): void {}
-
-/**
- * Makes `server` hand each accepted client to `accept` as a {@link Pump} whose socket reads into the
- * pump's buffer. `net.Server` has no `onread` option for the sockets it accepts, so this replaces
- * its accept callback (`server._handle.onconnection`, as in Node 24's lib/net.js) with one that
- * builds the client socket as the server would (the accepted handle, `allowHalfOpen`, not reading
- * yet), plus `onread`. Returns false, changing nothing, when the handle does not look like that:
- * then the caller takes the server's 'connection' sockets with {@link Pump.adopt}.
- */
-export function acceptIntoPumps(server: Server, accept: (client: Pump) => void): boolean {
-  const handle = (server as unknown as { _handle?: Partial<ListenHandle> | null })._handle;
-  if (typeof handle?.onconnection !== 'function') return false;
-  (handle as ListenHandle).onconnection = (status, clientHandle) => {
-    // A failed accept(2) (EMFILE, ENFILE, ECONNABORTED) concerns one client; libuv keeps listening.
-    if (status < 0 || clientHandle === undefined) return;
-    const pump = new Pump(
-      (onread) =>
-        new Socket({ handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, onread } as object),
-    );
-    pump.source.setNoDelay(true);
-    accept(pump);
-  };
-  return true;
-}
+export type ClientHandler = (client: TcpHandle, listener: Listener) => void;
 
 /**
  * One configured listener: accepts clients, enforces its connection limit, and hands each client
@@ -70,9 +39,8 @@ export class Listener {
         draining: metrics.rejected_connections.cell({ ...names, reason: 'draining' }),
       } satisfies Record<RejectReason, unknown>,
     };
-    // allowHalfOpen: a client's FIN must not close our side; the proxy forwards it upstream. These
-    // options only matter if acceptIntoPumps cannot take over the accept callback (see start()).
-    this.#server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
+    // Accepted connections never become net.Sockets: start() takes their libuv handles.
+    this.#server = createServer();
   }
 
   get config(): ListenerConfig {
@@ -95,8 +63,11 @@ export class Listener {
         resolve();
       });
     });
-    if (!acceptIntoPumps(this.#server, (client) => this.#accept(client))) {
-      this.#server.on('connection', (client: Socket) => this.#accept(Pump.adopt(client)));
+    try {
+      takeOverAccept(this.#server, (client) => this.#accept(client));
+    } catch (error) {
+      this.#server.close();
+      throw error;
     }
     const address = this.#server.address() as { address: string; port: number };
     return { host: address.address, port: address.port };
@@ -113,10 +84,9 @@ export class Listener {
   }
 
   /** Counts a client the proxy could not serve and closes it. */
-  reject(client: Socket, reason: RejectReason): void {
+  reject(client: TcpHandle, reason: RejectReason): void {
     this.#cells.rejected[reason].add();
-    client.on('error', ignoreError);
-    client.destroy();
+    client.close();
   }
 
   /** The proxy calls this once per handed-off client when both of its sockets are gone. */
@@ -125,14 +95,14 @@ export class Listener {
     this.#cells.active.add(-1);
   }
 
-  #accept(client: Pump): void {
+  #accept(client: TcpHandle): void {
     this.#cells.accepted.add();
     if (this.#draining) {
-      this.reject(client.source, 'draining');
+      this.reject(client, 'draining');
       return;
     }
     if (this.#open >= this.#config.maxConnections) {
-      this.reject(client.source, 'max_connections');
+      this.reject(client, 'max_connections');
       return;
     }
     this.#open += 1;

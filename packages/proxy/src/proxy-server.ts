@@ -1,14 +1,11 @@
-import type { Socket } from 'node:net';
 import type { Drainable, Logger } from '@switchyard/telemetry';
 import type { ProxyConfig } from './config.ts';
 import { ProxiedConnection } from './connection.ts';
+import { type LibuvTcp, loadLibuvTcp, localAddress, peerAddress, type TcpHandle } from './libuv-tcp.ts';
 import { Listener } from './listener.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { encodeProxyV1, encodeProxyV2 } from './proxy-protocol.ts';
-import type { Pump } from './pump.ts';
 import { type Upstream, UpstreamPool } from './upstream-pool.ts';
-
-function ignoreError(): void {}
 
 /** How often idle connections are looked for, at most (a quarter of the shortest idle timeout). */
 const MAX_IDLE_SWEEP_MS = 5_000;
@@ -22,6 +19,7 @@ const MIN_IDLE_SWEEP_MS = 50;
 export class ProxyServer implements Drainable {
   readonly #metrics: ProxyMetrics;
   readonly #logger: Logger;
+  readonly #tcp: LibuvTcp;
   readonly #pools = new Map<string, UpstreamPool>();
   readonly #listeners = new Map<string, Listener>();
   readonly #open = new Set<ProxiedConnection>();
@@ -32,7 +30,9 @@ export class ProxyServer implements Drainable {
   #accepting = true;
   #drainedWaiters: Array<() => void> = [];
 
+  /** Throws LibuvTcpUnavailableError when this Node lacks the TCP bindings the data path uses. */
   constructor(config: ProxyConfig, metrics: ProxyMetrics, logger: Logger) {
+    this.#tcp = loadLibuvTcp();
     this.#config = config;
     this.#metrics = metrics;
     this.#logger = logger;
@@ -98,7 +98,7 @@ export class ProxyServer implements Drainable {
     for (const poolConfig of config.pools) {
       const existing = this.#pools.get(poolConfig.name);
       if (existing === undefined) {
-        const pool = new UpstreamPool(poolConfig, this.#metrics, this.#logger);
+        const pool = new UpstreamPool(poolConfig, this.#metrics, this.#logger, this.#tcp);
         this.#pools.set(poolConfig.name, pool);
         if (this.#accepting) pool.start();
       } else {
@@ -144,70 +144,65 @@ export class ProxyServer implements Drainable {
     return bound;
   }
 
-  #handle(client: Pump, listener: Listener): void {
+  #handle(client: TcpHandle, listener: Listener): void {
     const pool = this.#pools.get(listener.config.pool);
-    client.source.on('error', ignoreError);
     if (pool === undefined) {
-      listener.reject(client.source, 'no_healthy_upstream');
+      listener.reject(client, 'no_healthy_upstream');
       listener.released();
       return;
     }
     this.#dialling += 1;
     // Reading the peer address costs a system call: only the policy that hashes it asks for it.
-    const clientIp = pool.needsClientIp ? (client.source.remoteAddress ?? '') : '';
+    const clientIp = pool.needsClientIp ? (peerAddress(client)?.address ?? '') : '';
     // What the client sends while we dial waits in the kernel: nothing reads it until it is spliced.
-    pool.dial(clientIp, (upstream, upstreamPump) => {
+    pool.dial(clientIp, (upstream, upstreamHandle) => {
       this.#dialling -= 1;
-      if (upstream === undefined || upstreamPump === undefined) {
-        listener.reject(client.source, 'no_healthy_upstream');
+      if (upstream === undefined || upstreamHandle === undefined) {
+        listener.reject(client, 'no_healthy_upstream');
         listener.released();
         this.#checkDrained();
         return;
       }
-      this.#splice(client, listener, pool, upstream, upstreamPump);
+      this.#splice(client, listener, pool, upstream, upstreamHandle);
     });
   }
 
   #splice(
-    client: Pump,
+    client: TcpHandle,
     listener: Listener,
     pool: UpstreamPool,
     upstream: Upstream,
-    upstreamPump: Pump,
+    upstreamHandle: TcpHandle,
   ): void {
-    const header = this.#proxyHeader(pool.config.proxyProtocol, client.source);
-    if (header !== undefined) upstreamPump.source.write(header);
-    const connection = new ProxiedConnection(
-      client,
-      upstreamPump,
-      upstream.cells,
-      pool.config.idleTimeoutMs,
-      (closed) => {
+    const connection = new ProxiedConnection(this.#tcp, client, upstreamHandle, {
+      cells: upstream.cells,
+      idleTimeoutMs: pool.config.idleTimeoutMs,
+      header: this.#proxyHeader(pool.config.proxyProtocol, client),
+      onClosed: (closed) => {
         this.#open.delete(closed);
         pool.released(upstream);
         listener.released();
         this.#checkDrained();
       },
-    );
-    this.#open.add(connection);
+    });
+    // A connection can end inside its constructor (the client left while its upstream was dialled).
+    if (!connection.closed) this.#open.add(connection);
   }
 
-  #proxyHeader(version: 'none' | 'v1' | 'v2', client: Socket): Buffer | undefined {
+  #proxyHeader(version: 'none' | 'v1' | 'v2', client: TcpHandle): Buffer | undefined {
     if (version === 'none') return undefined;
-    const { remoteAddress, remotePort, localAddress, localPort } = client;
+    const source = peerAddress(client);
+    const destination = localAddress(client);
     // A client that left before we could read its addresses: the header says UNKNOWN (v1) or LOCAL
     // (v2), as the PROXY protocol specification allows, rather than inventing one.
     const addresses =
-      remoteAddress === undefined ||
-      remotePort === undefined ||
-      localAddress === undefined ||
-      localPort === undefined
+      source === undefined || destination === undefined
         ? undefined
         : {
-            sourceAddress: remoteAddress,
-            sourcePort: remotePort,
-            destinationAddress: localAddress,
-            destinationPort: localPort,
+            sourceAddress: source.address,
+            sourcePort: source.port,
+            destinationAddress: destination.address,
+            destinationPort: destination.port,
           };
     return version === 'v1' ? encodeProxyV1(addresses) : encodeProxyV2(addresses);
   }

@@ -1,11 +1,12 @@
-import { connect } from 'node:net';
+import { isIP } from 'node:net';
 import { type Logger, splitHostPort } from '@switchyard/telemetry';
 import { type Balancer, createBalancer } from './balancer.ts';
 import type { PoolConfig, UpstreamConfig } from './config.ts';
 import type { ConnectionCells } from './connection.ts';
+import { DIAL_TIMEOUT, dialTcp } from './dial.ts';
 import { ActiveHealthChecker, type HealthCheckFailure } from './health-checker.ts';
+import type { LibuvTcp, TcpHandle } from './libuv-tcp.ts';
 import type { DialFailureReason, ProxyMetrics } from './metrics.ts';
-import { Pump } from './pump.ts';
 import { UpstreamHealth } from './upstream-health.ts';
 
 /** One upstream of a pool: its address, health, load and metric cells. */
@@ -15,6 +16,8 @@ export class Upstream {
   readonly address: string;
   readonly host: string;
   readonly port: number;
+  /** 4 or 6 when `host` is an IP address, 0 when it is a name looked up on every dial. */
+  readonly ipFamily: number;
   readonly health: UpstreamHealth;
   readonly cells: ConnectionCells & {
     readonly connections: { add(delta?: number): void };
@@ -30,6 +33,7 @@ export class Upstream {
     this.name = config.name;
     this.address = config.address;
     ({ host: this.host, port: this.port } = splitHostPort(config.address));
+    this.ipFamily = isIP(this.host);
     const names = { pool: pool.name, upstream: config.name };
     for (const family of [
       metrics.connections,
@@ -76,16 +80,13 @@ export class Upstream {
   }
 }
 
-function ignoreError(): void {}
-
 function isHealthy(upstream: Upstream): boolean {
   return upstream.health.healthy;
 }
 
-/** Why a dial failed, as the `reason` label of dial_failures. */
-export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): DialFailureReason {
-  if (error === 'timeout') return 'timeout';
-  switch (error.code) {
+/** Why a dial failed, from its error name (`ECONNREFUSED`, ...), as the `reason` label of dial_failures. */
+export function dialFailureReason(error: string): DialFailureReason {
+  switch (error) {
     case 'ECONNREFUSED':
       return 'refused';
     case 'ECONNRESET':
@@ -97,7 +98,7 @@ export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): Dia
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return 'unreachable';
-    case 'ETIMEDOUT':
+    case DIAL_TIMEOUT:
       return 'timeout';
     default:
       return 'other';
@@ -106,9 +107,9 @@ export function dialFailureReason(error: NodeJS.ErrnoException | 'timeout'): Dia
 
 /**
  * Receives the outcome of one {@link UpstreamPool.dial}, exactly once: the upstream reached and the
- * pump reading its connected socket (not reading yet), or two undefineds when no attempt succeeded.
+ * connected socket's handle (not reading yet), or two undefineds when no attempt succeeded.
  */
-export type DialCallback = (upstream: Upstream | undefined, pump: Pump | undefined) => void;
+export type DialCallback = (upstream: Upstream | undefined, handle: TcpHandle | undefined) => void;
 
 /** The state of one client's dial across its failover attempts. */
 interface PendingDial {
@@ -132,9 +133,11 @@ export class UpstreamPool {
   #running = false;
   readonly #metrics: ProxyMetrics;
   readonly #logger: Logger;
+  readonly #tcp: LibuvTcp;
 
-  constructor(config: PoolConfig, metrics: ProxyMetrics, logger: Logger) {
+  constructor(config: PoolConfig, metrics: ProxyMetrics, logger: Logger, tcp: LibuvTcp) {
     this.name = config.name;
+    this.#tcp = tcp;
     this.#config = config;
     this.#metrics = metrics;
     this.#logger = logger.child({ pool: config.name });
@@ -210,35 +213,26 @@ export class UpstreamPool {
       pending.done(undefined, undefined);
       return;
     }
-    const pump = new Pump((onread) =>
-      connect({ host: upstream.host, port: upstream.port, allowHalfOpen: true, noDelay: true, onread }),
+    dialTcp(
+      this.#tcp,
+      upstream.host,
+      upstream.ipFamily,
+      upstream.port,
+      this.#config.dialTimeoutMs,
+      (error, handle) => {
+        if (error !== undefined || handle === undefined) {
+          upstream.cells.dialFailures[dialFailureReason(error ?? 'UNKNOWN')].add();
+          upstream.health.recordDialFailure();
+          pending.attempt += 1;
+          this.#dialNext(pending);
+          return;
+        }
+        upstream.activeConnections += 1;
+        upstream.health.recordDialSuccess();
+        upstream.cells.connections.add();
+        pending.done(upstream, handle);
+      },
     );
-    const socket = pump.source;
-    // Not reading until the pump is piped: the connection it will feed does not exist yet.
-    socket.pause();
-    const failed = (reason: DialFailureReason) => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.off('connect', onConnect);
-      socket.on('error', ignoreError);
-      socket.destroy();
-      upstream.cells.dialFailures[reason].add();
-      upstream.health.recordDialFailure();
-      pending.attempt += 1;
-      this.#dialNext(pending);
-    };
-    const onError = (error: NodeJS.ErrnoException) => failed(dialFailureReason(error));
-    const onConnect = () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      upstream.activeConnections += 1;
-      upstream.health.recordDialSuccess();
-      upstream.cells.connections.add();
-      pending.done(upstream, pump);
-    };
-    const timer = setTimeout(failed, this.#config.dialTimeoutMs, 'timeout');
-    socket.on('error', onError);
-    socket.on('connect', onConnect);
   }
 
   #createChecker(config: PoolConfig): ActiveHealthChecker | undefined {

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
-import { acceptIntoPumps } from './listener.ts';
-import { Pump } from './pump.ts';
 import { startBackend, startProxy } from './test-support.ts';
 
 const PAYLOAD_BYTES = 24 * 1024 * 1024;
@@ -35,15 +32,6 @@ function slowlyHash(socket: Socket): Promise<{ sha256: string; bytes: number }> 
     socket.on('end', () => resolve({ sha256: hash.digest('hex'), bytes }));
     socket.on('error', reject);
   });
-}
-
-async function listening(server: Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  cleanups.push(async () => {
-    server.close();
-  });
-  return (server.address() as { port: number }).port;
 }
 
 test('large random payloads cross the proxy intact both ways at once, through slow readers on both ends', async () => {
@@ -90,45 +78,4 @@ test('large random payloads cross the proxy intact both ways at once, through sl
   // referenced by a pending write), and never more than a read per direction.
   assert.ok(heldMost > 0, 'the proxy never held data: the slow readers did not slow it down');
   assert.ok(heldMost <= 1024 * 1024, `the proxy held ${heldMost} bytes`);
-});
-
-test('a pump over a socket that reads the default way (Pump.adopt) relays intact with backpressure', async () => {
-  const payload = randomBytes(PAYLOAD_BYTES);
-  const sink = createServer({ allowHalfOpen: true }, (socket) => {
-    void slowlyHash(socket).then((result) => socket.end(JSON.stringify(result)));
-  });
-  const sinkPort = await listening(sink);
-  const relay = createServer({ allowHalfOpen: true }, (accepted) => {
-    const upstream = connect({ host: '127.0.0.1', port: sinkPort, allowHalfOpen: true });
-    Pump.adopt(accepted).pipeTo(upstream);
-    Pump.adopt(upstream).pipeTo(accepted);
-  });
-  const relayPort = await listening(relay);
-  const client = connect({ host: '127.0.0.1', port: relayPort, allowHalfOpen: true });
-  client.setEncoding('utf8');
-  let reply = '';
-  client.on('data', (text: string) => {
-    reply += text;
-  });
-  client.end(payload);
-  await once(client, 'end');
-  assert.deepEqual(JSON.parse(reply), { sha256: sha256(payload), bytes: PAYLOAD_BYTES });
-});
-
-test("on this Node, a listener's accepted sockets read into pump buffers (acceptIntoPumps takes over)", async () => {
-  const server = createServer();
-  await listening(server);
-  const { promise: accepted, resolve: accept } = Promise.withResolvers<Pump>();
-  assert.equal(acceptIntoPumps(server, accept), true);
-  const port = (server.address() as { port: number }).port;
-  const client = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const pump = await accepted;
-  // An echo: the accepted socket's reads go back into the same socket.
-  pump.pipeTo(pump.source);
-  const payload = randomBytes(1024 * 1024);
-  const received = slowlyHash(client);
-  client.end(payload);
-  assert.deepEqual(await received, { sha256: sha256(payload), bytes: payload.length });
-  client.destroy();
-  pump.source.destroy();
 });
