@@ -230,16 +230,23 @@ const haproxy: Contender = {
   },
 };
 
-const nodePipe: Contender = {
-  name: 'node-pipe',
-  skipReason: () => undefined,
-  start: async (upstreamPort, workDir) => {
-    const port = await freePort();
-    const script = path.join(BENCH_DIR, 'node-pipe.ts');
-    const args = [script, '--listen', `${port}`, '--upstream', `${upstreamPort}`];
-    return startProcess('node-pipe', port, process.execPath, args, workDir);
-  },
-};
+/** A Node proxy script in bench/ taking `--listen PORT --upstream PORT`. */
+function nodeScript(name: string, file: string): Contender {
+  return {
+    name,
+    skipReason: () => undefined,
+    start: async (upstreamPort, workDir) => {
+      const port = await freePort();
+      const args = [path.join(BENCH_DIR, file), '--listen', `${port}`, '--upstream', `${upstreamPort}`];
+      return startProcess(name, port, process.execPath, args, workDir);
+    },
+  };
+}
+
+/** A bare `socket.pipe()` proxy: the reference point the proxy issue names. */
+const nodePipe = nodeScript('node-pipe', 'node-pipe.ts');
+/** Our proxy's data path alone: the floor under `switchyard`. */
+const dataPathOnly = nodeScript('data-path-only', 'data-path-only.ts');
 
 function switchyard(name: string, metrics: boolean, main = SWITCHYARD_MAIN): Contender {
   return {
@@ -277,6 +284,7 @@ export const CONTENDERS: readonly Contender[] = [
   direct,
   haproxy,
   nodePipe,
+  dataPathOnly,
   switchyard('switchyard', true),
   switchyard('switchyard-no-metrics', false),
   ...baseline(),

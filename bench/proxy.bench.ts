@@ -9,8 +9,8 @@ import { type BulkResult, type ShortResult, spawnBulk, spawnShort } from './load
 import { CONTENDERS, type Contender, haproxyVersion, type RunningContender } from './proxies.ts';
 
 /**
- * Layer-4 TCP proxy benchmark: our proxy against no proxy at all (`direct`), HAProxy and a bare
- * Node `pipe()` proxy, in one run. Backend, load generator and each proxy are separate processes.
+ * Layer-4 TCP proxy benchmark: our proxy against no proxy at all (`direct`), HAProxy, a bare
+ * Node `pipe()` proxy and our data path alone (`data-path-only`), in one run. Backend, load generator and each proxy are separate processes.
  * Rounds are interleaved (every contender once per round, starting contender rotated) so that drift
  * on this noisy machine lands on all contenders alike; the tables show medians over rounds.
  *
