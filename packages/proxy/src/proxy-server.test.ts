@@ -215,6 +215,43 @@ test('with no upstream reachable the client is closed and counted as no_healthy_
   assert.equal(await running.sample('switchyard_proxy_upstream_healthy', { upstream: 'gone' }), 0);
 });
 
+test('clients that reset or leave at once, before or while being spliced, leave no socket or series behind', async () => {
+  // An echo that says nothing first: a reset client is noticed by reading it, not by writing to it.
+  const a = await startBackend('a', { greet: false });
+  cleanups.push(() => a.close().catch(() => {}));
+  const running = await proxyFor([pool('p', [{ name: 'a', port: a!.port }])]);
+  const port = running.ports.get('l0')!;
+  const clients = 60;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.on('error', () => {});
+      socket.resume();
+      await once(socket, 'connect');
+      // Half of them reset (RST), half close cleanly (FIN), both without waiting for the greeting.
+      if (i % 2 === 0) socket.resetAndDestroy();
+      else socket.end();
+      await once(socket, 'close');
+    }),
+  );
+  await waitUntil(
+    () => running.proxy.openConnections === 0 && a!.sockets.size === 0,
+    5_000,
+    `still open: ${running.proxy.openConnections} proxied, ${a!.sockets.size} at the backend`,
+  );
+  assert.equal(await running.sample('switchyard_proxy_active_connections', { upstream: 'a' }), 0);
+  assert.equal(await running.sample('switchyard_proxy_listener_active_connections', { listener: 'l0' }), 0);
+  assert.equal(
+    await running.sample('switchyard_proxy_accepted_connections_total', { listener: 'l0' }),
+    clients,
+  );
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.write('still serving\n');
+  const [echoed] = (await once(socket, 'data')) as [Buffer];
+  assert.equal(echoed.toString(), 'still serving\n', 'the proxy still serves');
+  await closeClient(socket);
+});
+
 test('half-close works both ways: a FIN from either side reaches the other while the reverse keeps flowing', async () => {
   // The backend reads until the client's FIN, then answers and closes its side.
   const [late] = await Promise.all([
