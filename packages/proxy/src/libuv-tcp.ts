@@ -9,7 +9,9 @@ import { SwitchyardError } from '@switchyard/telemetry';
  * `net.Socket` streams with their state machines, events and timers, and that difference is most
  * of the CPU time of a short connection (docs/benchmarks.md). This file is the only one that
  * touches the bindings; {@link loadLibuvTcp} checks that they look as Node 24's lib/net.js uses
- * them and refuses to start otherwise, with {@link LibuvTcpUnavailableError}.
+ * them and refuses to start otherwise, with {@link LibuvTcpUnavailableError}. `process.binding` is
+ * deprecated in documentation only (DEP0111): Node 24 warns about it only under
+ * `--pending-deprecation`, and keeps `tcp_wrap` and `stream_wrap` on its allow-list.
  */
 
 /** libuv's end-of-stream status. */
