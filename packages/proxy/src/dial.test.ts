@@ -4,10 +4,9 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
-import { DIAL_TIMEOUT, type DialDone, dialTcp } from './dial.ts';
+import { DIAL_TIMEOUT, type DialDone, dialFailureReason, dialTcp } from './dial.ts';
 import { loadLibuvTcp, peerAddress, type TcpHandle } from './libuv-tcp.ts';
 import { closedPort } from './test-support.ts';
-import { dialFailureReason } from './upstream-pool.ts';
 
 const tcp = loadLibuvTcp();
 const cleanups: Array<() => void | Promise<void>> = [];

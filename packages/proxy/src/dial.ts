@@ -1,8 +1,32 @@
 import { lookup } from 'node:dns';
 import { type ConnectRequest, errorName, type LibuvTcp, type TcpHandle, UV_ECANCELED } from './libuv-tcp.ts';
+import type { DialFailureReason } from './metrics.ts';
 
 /** The error name a dial that ran out of time reports (as libuv would for a kernel timeout). */
 export const DIAL_TIMEOUT = 'ETIMEDOUT';
+
+const REASON_BY_ERROR: ReadonlyMap<string, DialFailureReason> = new Map([
+  ['ECONNREFUSED', 'refused'],
+  ['ECONNRESET', 'reset'],
+  ['EPIPE', 'reset'],
+  ['ECONNABORTED', 'reset'],
+  ['EHOSTUNREACH', 'unreachable'],
+  ['ENETUNREACH', 'unreachable'],
+  ['EADDRNOTAVAIL', 'unreachable'],
+  ['EHOSTDOWN', 'unreachable'],
+  ['ENETDOWN', 'unreachable'],
+  ['ENOTFOUND', 'unreachable'],
+  ['EAI_AGAIN', 'unreachable'],
+  [DIAL_TIMEOUT, 'timeout'],
+]);
+
+/**
+ * Why a connection attempt failed, from its error name (`ECONNREFUSED`, ...): the `reason` of
+ * dial_failures, and the connect part of a health check's result. Unknown names are `other`.
+ */
+export function dialFailureReason(error: string): DialFailureReason {
+  return REASON_BY_ERROR.get(error) ?? 'other';
+}
 
 /**
  * Receives the outcome of one {@link dialTcp}, exactly once: a connected handle with no error, or

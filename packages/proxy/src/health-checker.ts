@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { dialFailureReason } from './dial.ts';
 import {
   type ActiveHealthCheckSettings,
   HealthSettingsError,
@@ -44,25 +45,10 @@ function validateActive(settings: ActiveHealthCheckSettings): ActiveHealthCheckS
   });
 }
 
-const FAILURE_BY_ERRNO: ReadonlyMap<string, HealthCheckFailure> = new Map([
-  ['ECONNREFUSED', 'refused'],
-  ['ECONNRESET', 'reset'],
-  ['EPIPE', 'reset'],
-  ['ECONNABORTED', 'reset'],
-  ['EHOSTUNREACH', 'unreachable'],
-  ['ENETUNREACH', 'unreachable'],
-  ['EADDRNOTAVAIL', 'unreachable'],
-  ['EHOSTDOWN', 'unreachable'],
-  ['ENETDOWN', 'unreachable'],
-  ['ENOTFOUND', 'unreachable'],
-  ['EAI_AGAIN', 'unreachable'],
-  ['ETIMEDOUT', 'timeout'],
-]);
-
 /** Maps a socket error to its `health_checks_total{result}` label; unknown codes are `other`. */
 export function classifyCheckFailure(error: unknown): HealthCheckFailure {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return (typeof code === 'string' && FAILURE_BY_ERRNO.get(code)) || 'other';
+  return typeof code === 'string' ? dialFailureReason(code) : 'other';
 }
 
 /** `undefined` when the upstream passed; `aborted` results are never reported. */

@@ -3,7 +3,7 @@ import { type Logger, splitHostPort } from '@switchyard/telemetry';
 import { type Balancer, createBalancer } from './balancer.ts';
 import type { PoolConfig, UpstreamConfig } from './config.ts';
 import type { ConnectionCells } from './connection.ts';
-import { DIAL_TIMEOUT, dialTcp } from './dial.ts';
+import { dialFailureReason, dialTcp } from './dial.ts';
 import { ActiveHealthChecker, type HealthCheckFailure } from './health-checker.ts';
 import type { LibuvTcp, TcpHandle } from './libuv-tcp.ts';
 import type { DialFailureReason, ProxyMetrics } from './metrics.ts';
@@ -82,27 +82,6 @@ export class Upstream {
 
 function isHealthy(upstream: Upstream): boolean {
   return upstream.health.healthy;
-}
-
-/** Why a dial failed, from its error name (`ECONNREFUSED`, ...), as the `reason` label of dial_failures. */
-export function dialFailureReason(error: string): DialFailureReason {
-  switch (error) {
-    case 'ECONNREFUSED':
-      return 'refused';
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return 'reset';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return 'unreachable';
-    case DIAL_TIMEOUT:
-      return 'timeout';
-    default:
-      return 'other';
-  }
 }
 
 /**
