@@ -1,10 +1,10 @@
 import net from 'node:net';
-import { parseArgs } from 'node:util';
 // The proxy's own data path, reached past the package's public surface on purpose: this bench
 // contender is that layer alone, so that the table separates its cost from the rest of the proxy.
 import { type ConnectionCells, ProxiedConnection } from '../packages/proxy/src/connection.ts';
 import { dialTcp } from '../packages/proxy/src/dial.ts';
 import { loadLibuvTcp, takeOverAccept } from '../packages/proxy/src/libuv-tcp.ts';
+import { readProxyScriptPorts } from './proxy-script-args.ts';
 
 /**
  * Our proxy's data path and nothing else: accept, dial, splice ({@link ProxiedConnection} on bare
@@ -18,17 +18,7 @@ import { loadLibuvTcp, takeOverAccept } from '../packages/proxy/src/libuv-tcp.ts
 const HOST = '127.0.0.1';
 const DIAL_TIMEOUT_MS = 10_000;
 
-function portArg(name: string, raw: string | undefined): number {
-  const port = Number(raw);
-  if (raw === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(`--${name} ${raw} is not allowed: give a TCP port 1-65535`);
-  }
-  return port;
-}
-
-const { values } = parseArgs({ options: { listen: { type: 'string' }, upstream: { type: 'string' } } });
-const listenPort = portArg('listen', values.listen);
-const upstreamPort = portArg('upstream', values.upstream);
+const { listenPort, upstreamPort } = readProxyScriptPorts();
 
 const tcp = loadLibuvTcp();
 const uncounted = { value: 0, add: () => {} };

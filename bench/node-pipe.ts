@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { parseArgs } from 'node:util';
+import { readProxyScriptPorts } from './proxy-script-args.ts';
 
 /**
  * The reference point from the proxy issue: the smallest TCP proxy Node can do, `client.pipe(upstream)
@@ -12,17 +12,7 @@ import { parseArgs } from 'node:util';
 
 const HOST = '127.0.0.1';
 
-function portArg(name: string, raw: string | undefined): number {
-  const port = Number(raw);
-  if (raw === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(`--${name} ${raw} is not allowed: give a TCP port 1-65535`);
-  }
-  return port;
-}
-
-const { values } = parseArgs({ options: { listen: { type: 'string' }, upstream: { type: 'string' } } });
-const listenPort = portArg('listen', values.listen);
-const upstreamPort = portArg('upstream', values.upstream);
+const { listenPort, upstreamPort } = readProxyScriptPorts();
 
 const server = net.createServer((client) => {
   const upstream = net.connect({ host: HOST, port: upstreamPort });
