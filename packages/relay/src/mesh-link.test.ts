@@ -7,6 +7,7 @@ import { RelayHttpServer } from './http-server.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { MeshLink } from './mesh-link.ts';
 import { RelayServer } from './relay-server.ts';
+import { waitFor } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 const logger = createLogger({ name: 'mesh-test', level: 'error' });
@@ -56,18 +57,10 @@ async function startRegion(
       link.start();
     }
   }
-  await until('every link up and watching', () =>
+  await waitFor('every link up and watching', () =>
     relays.every(({ relay, links }) => links.every((link) => link.up) && relay.stats.watchers === size - 1),
   );
   return relays;
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 async function connect(t: { after(fn: () => unknown): void }, url: string, keys = generateNodeKeyPair()) {
@@ -80,7 +73,7 @@ test('meshed relays forward a packet one hop to the relay that holds the destina
   const [a, b] = await startRegion(t, 2);
   const alice = await connect(t, a!.url);
   const bob = await connect(t, b!.url);
-  await until('bob known on a', () => a!.relay.stats.clientsRemote === 1);
+  await waitFor('bob known on a', () => a!.relay.stats.clientsRemote === 1);
   assert.equal(b!.relay.stats.clientsRemote, 1);
 
   const packet = randomBytes(1024);
@@ -100,19 +93,19 @@ test('a client that moves from one meshed relay to another keeps receiving', asy
   const sender = await connect(t, a!.url);
   const movingKeys = generateNodeKeyPair();
   const onB = await connect(t, b!.url, movingKeys);
-  await until('mover known on a', () => a!.relay.stats.clientsRemote === 1);
+  await waitFor('mover known on a', () => a!.relay.stats.clientsRemote === 1);
   sender.send(movingKeys.publicKey, Uint8Array.of(1));
   assert.deepEqual((await onB.receive()).packet, Uint8Array.of(1));
 
   await onB.close();
-  await until('mover gone from the region', () => a!.relay.stats.clientsRemote === 0);
+  await waitFor('mover gone from the region', () => a!.relay.stats.clientsRemote === 0);
   const onA = await connect(t, a!.url, movingKeys);
   sender.send(movingKeys.publicKey, Uint8Array.of(2));
   assert.deepEqual((await onA.receive()).packet, Uint8Array.of(2));
 
   await onA.close();
   const backOnB = await connect(t, b!.url, movingKeys);
-  await until('mover known on a again', () => a!.relay.stats.clientsRemote === 1);
+  await waitFor('mover known on a again', () => a!.relay.stats.clientsRemote === 1);
   sender.send(movingKeys.publicKey, Uint8Array.of(3));
   assert.deepEqual((await backOnB.receive()).packet, Uint8Array.of(3));
   assert.equal(a!.relay.stats.packetsForwardedOut, 2);
@@ -137,7 +130,7 @@ test('a packet forwarded in for a key not connected here is dropped as unknown_d
   });
   t.after(() => link.close());
   link.start();
-  await until('link up and watching', () => link.up && b.relay.stats.watchers === 1);
+  await waitFor('link up and watching', () => link.up && b.relay.stats.watchers === 1);
   const bob = await connect(t, b.url);
   link.forward(generateNodeKeyPair().publicKey, generateNodeKeyPair().publicKey, Uint8Array.of(1, 2, 3), 0);
   link.forward(generateNodeKeyPair().publicKey, bob.publicKey, Uint8Array.of(4), 0);
@@ -184,7 +177,10 @@ test('a client without the mesh key may not watch connections', async (t) => {
   t.after(() => link.close());
   link.start();
   // The relay cuts it off after its WatchConns; the link notices when the close reaches it.
-  await until('the intruder was disconnected', () => a!.relay.stats.disconnects.malformed === 1 && !link.up);
+  await waitFor(
+    'the intruder was disconnected',
+    () => a!.relay.stats.disconnects.malformed === 1 && !link.up,
+  );
   assert.equal(a!.relay.stats.watchers, 0);
 });
 
@@ -208,10 +204,10 @@ test('a mesh peer that is this relay itself is dropped, as derper does', async (
   });
   t.after(() => link.close());
   link.start();
-  await until('the link noticed it reached itself', () => link.isSelf);
+  await waitFor('the link noticed it reached itself', () => link.isSelf);
   assert.equal(selfReported, true);
   assert.equal(link.up, false);
-  await until(
+  await waitFor(
     'the probe connection is gone',
     () => self.relay.stats.connections === 0 && self.relay.stats.accepts === 1,
   );
@@ -224,12 +220,12 @@ test('a backed-up mesh link holds the sender back instead of dropping, as derper
   const link = a!.links[0]!;
   const sender = await connect(t, a!.url);
   const receiver = await connect(t, b!.url);
-  await until('receiver known on a', () => a!.relay.stats.clientsRemote === 1);
+  await waitFor('receiver known on a', () => a!.relay.stats.clientsRemote === 1);
   const total = 20_000;
   const packet = new Uint8Array(1024).fill(1);
   for (let index = 0; index < total; index++) sender.send(receiver.publicKey, packet);
   const stats = a!.relay.stats;
-  await until(
+  await waitFor(
     'a accounted for every packet',
     () => stats.packetsForwardedOut + stats.packetsDropped.queue_head === total,
     20_000,
@@ -238,6 +234,10 @@ test('a backed-up mesh link holds the sender back instead of dropping, as derper
   assert.equal(stats.packetsForwardedOut, total);
   // Every packet the link wrote arrived at b: nothing was lost between the relays. (What b then
   // delivers depends on how fast the receiving client reads, which is not what this test is about.)
-  await until('b took in every forwarded packet', () => b!.relay.stats.packetsForwardedIn === total, 20_000);
+  await waitFor(
+    'b took in every forwarded packet',
+    () => b!.relay.stats.packetsForwardedIn === total,
+    20_000,
+  );
   assert.equal(link.up, true);
 });

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   decodeRestarting,
   encodeFrame,
@@ -18,6 +17,7 @@ import { FrameReader } from './frame-reader.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { rawLogin } from './raw-login.ts';
 import { RelayServer, type RelayServerOptions } from './relay-server.ts';
+import { waitFor } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 
@@ -39,14 +39,6 @@ async function connectClient(
   const client = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair(), ...extra });
   t.after(() => client.close());
   return client;
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 const bytes = (length: number, seed: number) =>
