@@ -216,21 +216,34 @@ test('configured attributes take no values and are bounded by the catalog config
     'switchyard.proxy.connections',
     'N9',
   );
-  assertRule(
-    {
-      namespace: 'switchyard.proxy',
-      configuredLimit: 1000,
-      instruments: {
-        connections: {
-          ...counter,
-          attributes: {
-            pool: { description: 'x', configured: true },
-            reason: { description: 'x', values: ['a', 'b'] },
-          },
+  assert.throws(
+    () =>
+      defineCatalog({
+        namespace: 'switchyard.proxy',
+        configuredLimit: 100_001,
+        instruments: { connections: counter },
+      }),
+    (error: unknown) =>
+      error instanceof CatalogRuleError && /N11/.test(error.message) && /100001/.test(error.message),
+  );
+});
+
+test('a large configured limit is allowed: the declared values bound the series per combination', () => {
+  const catalog = defineCatalog({
+    namespace: 'switchyard.proxy',
+    configuredLimit: 10_000,
+    instruments: {
+      dial_failures: {
+        kind: 'counter',
+        unit: '{dial}',
+        description: 'x',
+        attributes: {
+          upstream: { description: 'x', configured: true },
+          reason: { description: 'x', values: ['timeout', 'refused', 'reset', 'unreachable', 'other'] },
         },
       },
     },
-    'switchyard.proxy.connections',
-    'N11',
-  );
+  });
+  assert.equal(catalog.instruments[0]?.seriesPerCombination, 5);
+  assert.equal(catalog.instruments[0]?.maxSeries, 5 * 10_001);
 });

@@ -53,7 +53,8 @@ export interface CatalogDeclaration {
   readonly semanticConventions?: boolean;
   /**
    * Most combinations of configured attribute values (e.g. pool x upstream pairs) one instrument
-   * may register (rule N11). Default 256. The worker's config validation keeps within it.
+   * may register (rule N11). Default 256, at most 100,000. The worker's config validation keeps
+   * within it.
    */
   readonly configuredLimit?: number;
   readonly instruments: Readonly<Record<string, InstrumentDeclaration>>;
@@ -83,6 +84,8 @@ export interface ResolvedInstrument {
   readonly prometheusType: 'counter' | 'gauge' | 'histogram';
   /** Most series this instrument can have: product of (declared values + `other`), times the configured limit. */
   readonly maxSeries: number;
+  /** Series per configured combination (or in all, without configured attributes): product of (declared values + `other`). */
+  readonly seriesPerCombination: number;
   /** Most registered combinations of configured values (0 without configured attributes). */
   readonly configuredLimit: number;
 }
@@ -140,8 +143,17 @@ const RESERVED_LAST_TOKENS = new Set(['count', 'sum', 'bucket', 'info', 'created
 const RESERVED_LABELS = new Set(['le', 'quantile', 'job', 'instance', 'otel_metric_overflow']);
 const MAX_VALUES_PER_ATTRIBUTE = 64;
 const MAX_VALUE_LENGTH = 64;
-/** Rule N11: past this, an instrument's series are too many to pre-initialise and to chart. */
+/**
+ * Rule N11: past this many series per configured combination (or in all, for an instrument without
+ * configured attributes), the declared value sets are too many to pre-initialise and to chart.
+ */
 export const MAX_SERIES_PER_INSTRUMENT = 2000;
+/**
+ * Rule N11: most configured combinations a catalog may admit. Configured names come from the
+ * operator's config (10,000 upstreams is a big proxy), never from traffic; the bound keeps a typo in
+ * a generated config from turning into millions of series.
+ */
+export const MAX_CONFIGURED_LIMIT = 100_000;
 
 /** Boundaries in seconds, from 0.5 ms to an hour: proxied connections can last that long. */
 export const SECONDS_BUCKETS: readonly number[] = Object.freeze([
@@ -377,20 +389,21 @@ function resolveInstrument(
   const attributes = resolveAttributes(otelName, declared);
   const hasConfigured = attributes.some((attribute) => attribute.configured);
   // Configured combinations are registered as tuples (pool, upstream), plus one all-`other` tuple.
-  const maxSeries = attributes.reduce(
+  const seriesPerCombination = attributes.reduce(
     (product, attribute) =>
       attribute.configured
         ? product
         : product * (attribute.values.length + (attribute.values.includes(OTHER_VALUE) ? 0 : 1)),
-    hasConfigured ? configuredLimit + 1 : 1,
+    1,
   );
-  if (maxSeries > MAX_SERIES_PER_INSTRUMENT) {
+  if (seriesPerCombination > MAX_SERIES_PER_INSTRUMENT) {
     throw new CatalogRuleError(
       otelName,
       'N11 (bounded cardinality)',
-      `its attributes allow ${maxSeries} series (values + "other", multiplied${hasConfigured ? `, times ${configuredLimit + 1} configured combinations` : ''}); at most ${MAX_SERIES_PER_INSTRUMENT}`,
+      `its declared attributes allow ${seriesPerCombination} series (values + "other", multiplied)${hasConfigured ? ' per configured combination' : ''}; at most ${MAX_SERIES_PER_INSTRUMENT}`,
     );
   }
+  const maxSeries = seriesPerCombination * (hasConfigured ? configuredLimit + 1 : 1);
   return Object.freeze({
     key,
     otelName,
@@ -402,6 +415,7 @@ function resolveInstrument(
     prometheusName: prometheusMetricName(otelName, declared.unit, shapeOf(declared.kind)),
     prometheusType: prometheusTypeOf(declared.kind),
     maxSeries,
+    seriesPerCombination,
     configuredLimit: hasConfigured ? configuredLimit : 0,
   });
 }
@@ -414,11 +428,11 @@ export function defineCatalog<const D extends CatalogDeclaration>(declaration: D
   checkNamespace(declaration);
   const namespace = declaration.semanticConventions ? '' : declaration.namespace;
   const configuredLimit = declaration.configuredLimit ?? DEFAULT_CONFIGURED_LIMIT;
-  if (!Number.isInteger(configuredLimit) || configuredLimit < 1) {
+  if (!Number.isInteger(configuredLimit) || configuredLimit < 1 || configuredLimit > MAX_CONFIGURED_LIMIT) {
     throw new CatalogRuleError(
       declaration.namespace,
       'N11 (bounded cardinality)',
-      'configuredLimit must be a positive integer',
+      `configuredLimit must be an integer from 1 to ${MAX_CONFIGURED_LIMIT}, got ${configuredLimit}`,
     );
   }
   const instruments = Object.entries(declaration.instruments).map(([key, declared]) =>
