@@ -10,6 +10,7 @@ import {
   RelayHttpServer,
   RelayServer,
 } from '@switchyard/relay';
+import { relayMetricsForTests } from '../packages/relay/src/test-support.ts';
 import {
   type GoDerpPeer,
   type GoDerpPeerOptions,
@@ -80,7 +81,7 @@ function peerGone(): {
  * many frames per write, and the receiver must still answer a ping afterwards.
  */
 async function burstToGoClient(t: TestContext, scheme: 'http' | 'ws'): Promise<void> {
-  const relay = new RelayServer({ sendQueueLength: 4096 });
+  const relay = new RelayServer({ metrics: relayMetricsForTests(), sendQueueLength: 4096 });
   const http = new RelayHttpServer(relay);
   const { port } = await http.listen(0, '127.0.0.1');
   t.after(async () => {
@@ -172,7 +173,7 @@ describe('through our relay', () => {
   let url: string;
   let webSocketUrl: string;
   before(async () => {
-    relay = new RelayServer();
+    relay = new RelayServer({ metrics: relayMetricsForTests() });
     http = new RelayHttpServer(relay);
     const { port } = await http.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${port}/derp`;

@@ -1,7 +1,8 @@
 import { readFileSync, type Stats, stat, statSync } from 'node:fs';
-import { ConfigError } from '@switchyard/telemetry';
+import { ConfigError, type CountCell, type GaugeCell } from '@switchyard/telemetry';
 import { keyId } from './client-connection.ts';
 import { parsePublicKey } from './keys.ts';
+import type { RelayMetrics } from './metrics.ts';
 import type { ClientAdmission } from './relay-server.ts';
 
 export interface AllowListEvents {
@@ -13,16 +14,29 @@ export interface AllowListEvents {
  * An allow-list of client keys read from a file: one `nodekey:<64 hex digits>` per line, `#`
  * comments and blank lines ignored. The file is polled with stat (following symlinks), which also
  * sees the atomic symlink swap a Kubernetes ConfigMap or Secret volume makes; a file that no
- * longer parses keeps the previous list, so a bad edit never locks every client out.
+ * longer parses keeps the previous list, so a bad edit never locks every client out. It keeps
+ * `admission_list_keys` at the size of the list in force and counts every reload by result.
  */
 export class AllowList implements ClientAdmission {
   readonly path: string;
+  readonly #cells: {
+    readonly keys: GaugeCell;
+    readonly reloadSuccesses: CountCell;
+    readonly reloadFailures: CountCell;
+  };
   #keys: ReadonlySet<string>;
   #poller: NodeJS.Timeout | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, metrics: RelayMetrics) {
     this.path = path;
     this.#keys = readAllowList(path);
+    const reloads = metrics.admission_list_reloads;
+    this.#cells = {
+      keys: metrics.admission_list_keys.cell(),
+      reloadSuccesses: reloads.cell({ result: 'success' }),
+      reloadFailures: reloads.cell({ result: 'failure' }),
+    };
+    this.#cells.keys.set(this.#keys.size);
   }
 
   get size(): number {
@@ -37,10 +51,13 @@ export class AllowList implements ClientAdmission {
   reload(): ConfigError | undefined {
     try {
       this.#keys = readAllowList(this.path);
-      return undefined;
     } catch (error) {
+      this.#cells.reloadFailures.add();
       return error as ConfigError;
     }
+    this.#cells.reloadSuccesses.add();
+    this.#cells.keys.set(this.#keys.size);
+    return undefined;
   }
 
   /**

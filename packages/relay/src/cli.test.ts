@@ -10,13 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { RelayHttpServer } from './http-server.ts';
 import { formatPublicKey } from './keys.ts';
 import { RelayServer } from './relay-server.ts';
+import { relayMetricsForTests } from './test-support.ts';
 
 const cli = fileURLToPath(new URL('./cli.ts', import.meta.url));
 
 async function startRelay(t: {
   after(fn: () => unknown): void;
 }): Promise<{ relay: RelayServer; url: string }> {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const http = new RelayHttpServer(relay);
   const { port } = await http.listen(0, '127.0.0.1');
   t.after(async () => {

@@ -18,14 +18,12 @@ import { FrameReader } from './frame-reader.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type ClientInfo, openClientInfo, sealServerInfo, serverKeyFrame } from './handshake.ts';
 import type { NodeKeyPair } from './keys.ts';
-import type { CloseCause, DurationRecorder, RelayStats } from './stats.ts';
+import type { CloseCause, RelayCells } from './metrics.ts';
 
-/** What a connection needs from the relay that owns it: the registry, routing and counters. */
+/** What a connection needs from the relay that owns it: the registry, routing and its cells. */
 export interface ConnectionRouter {
-  readonly stats: RelayStats;
+  readonly cells: RelayCells;
   readonly serverKeys: NodeKeyPair;
-  readonly queueWait: DurationRecorder;
-  readonly pingRtt: DurationRecorder;
   /** Whether the client may log in; `mesh` when it presented the mesh key. */
   admit(clientPublic: Uint8Array, info: ClientInfo): 'client' | 'mesh' | 'refused';
   /** The handshake succeeded. */
@@ -87,6 +85,7 @@ export class ClientConnection {
   isDuplicate = false;
   readonly #router: ConnectionRouter;
   readonly #options: ClientConnectionOptions;
+  readonly #cells: RelayCells;
   readonly #reader = new FrameReader();
   readonly #writer: FrameWriter;
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -117,13 +116,15 @@ export class ClientConnection {
     this.origin = origin;
     this.#router = router;
     this.#options = options;
+    const cells = router.cells;
+    this.#cells = cells;
     this.#writer = new FrameWriter(stream, {
       queueLength: options.sendQueueLength,
       writeTimeoutMs: options.writeTimeoutMs,
-      queueWait: router.queueWait,
+      queueWait: cells.queueWait,
       onPacketsWritten: (packets, bytes) => {
-        router.stats.packetsSent += packets;
-        router.stats.bytesSent += bytes;
+        cells.packetsSent.add(packets);
+        cells.bytesSent.add(bytes);
       },
       onWriteTimeout: () => this.close('write_timeout'),
     });
@@ -189,13 +190,13 @@ export class ClientConnection {
 
   /** Queues a packet from `srcKey` for this client; counts a head drop. */
   enqueuePacket(srcKey: Uint8Array, packet: Uint8Array, nowMs: number, disco: boolean): void {
-    const stats = this.#router.stats;
+    const dropped = this.#cells.packetsDropped;
     if (this.#closeCause !== undefined) {
-      stats.packetsDropped.queue_tail++;
+      dropped.queue_tail.add();
       return;
     }
     if (this.#writer.enqueuePacket(FrameType.RecvPacket, srcKey, undefined, packet, nowMs, disco)) {
-      stats.packetsDropped.queue_head++;
+      dropped.queue_head.add();
     }
   }
 
@@ -251,8 +252,8 @@ export class ClientConnection {
     clearInterval(this.#pingTimer);
     const lost = this.#writer.close();
     const reason = cause === 'write_error' || cause === 'write_timeout' ? 'write_error' : 'gone_disconnected';
-    this.#router.stats.packetsDropped[reason] += lost;
-    this.#router.stats.disconnects[cause]++;
+    this.#cells.packetsDropped[reason].add(lost);
+    this.#cells.disconnects[cause].add();
     if (cause === 'server_close') {
       // Let what was written (a Restarting frame) reach the client; cut it off if it stalls.
       this.stream.end();
@@ -317,7 +318,7 @@ export class ClientConnection {
     clearTimeout(this.#handshakeTimer);
     const admission = this.#router.admit(opened.clientPublic, opened.info);
     if (admission === 'refused') {
-      this.#router.stats.admissionRefusals++;
+      this.#cells.admissionRefusals.add();
       this.close('refused');
       return;
     }
@@ -369,7 +370,7 @@ export class ClientConnection {
       case FrameType.KeepAlive:
         return;
       default:
-        this.#router.stats.unknownFrames++;
+        this.#cells.unknownFrames.add();
     }
   }
 
@@ -409,16 +410,16 @@ export class ClientConnection {
     const expected = this.#outstandingPing;
     if (expected === undefined || !Buffer.from(data).equals(Buffer.from(expected))) return;
     this.#outstandingPing = undefined;
-    this.#router.pingRtt.record((performance.now() - this.#pingSentAt) / 1000);
+    this.#cells.pingRtt.record((performance.now() - this.#pingSentAt) / 1000);
   }
 
   #setPreferred(preferred: boolean): void {
     if (preferred === this.#preferred) return;
     this.#preferred = preferred;
-    const stats = this.#router.stats;
-    stats.homeConnections += preferred ? 1 : -1;
+    const cells = this.#cells;
+    cells.homeConnections.add(preferred ? 1 : -1);
     if (performance.now() - this.#loggedInAt < this.#options.homeMoveGraceMs) return;
-    if (preferred) stats.homeMovesIn++;
-    else stats.homeMovesOut++;
+    if (preferred) cells.homeMovesIn.add();
+    else cells.homeMovesOut.add();
   }
 }

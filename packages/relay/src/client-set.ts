@@ -1,22 +1,28 @@
 import type { ClientConnection } from './client-connection.ts';
-import type { RelayStats } from './stats.ts';
+import type { RelayCells } from './metrics.ts';
+
+/** The cells a ClientSet updates: derper's duplicate-key gauges and replacement counter. */
+export type DuplicateCells = Pick<
+  RelayCells,
+  'duplicateClientKeys' | 'duplicateClientConnections' | 'duplicateClientReplacements'
+>;
 
 /**
  * The logged-in connections of one key, and derper's default policy for duplicates (last writer
  * is active): usually one connection; while a client reconnects or a key is cloned, several. Every
  * connection stays open; packets go to the one that logged in or sent a frame most recently. When
  * that one leaves and no other has spoken since, `active` is undefined and packets for the key are
- * dropped as duplicate_client. The duplicate gauges and the replacement counter live in `stats`.
+ * dropped as duplicate_client. It counts into the duplicate gauges and the replacement counter.
  */
 export class ClientSet {
-  readonly #stats: RelayStats;
+  readonly #cells: DuplicateCells;
   readonly #members: ClientConnection[];
   #active: ClientConnection | undefined;
   /** The member that last sent a frame (derper's sendHistory tail). */
   #lastSender: ClientConnection | undefined;
 
-  constructor(first: ClientConnection, stats: RelayStats) {
-    this.#stats = stats;
+  constructor(first: ClientConnection, cells: DuplicateCells) {
+    this.#cells = cells;
     this.#members = [first];
     this.#active = first;
   }
@@ -32,17 +38,17 @@ export class ClientSet {
 
   /** A newer login for the key: it becomes the active connection; the others stay open. */
   add(connection: ClientConnection): void {
-    const stats = this.#stats;
+    const cells = this.#cells;
     this.#members.push(connection);
     if (this.#members.length === 2) {
-      stats.duplicateClientKeys++;
-      stats.duplicateClientConnections += 2;
+      cells.duplicateClientKeys.add();
+      cells.duplicateClientConnections.add(2);
       this.#members[0]!.isDuplicate = true;
     } else {
-      stats.duplicateClientConnections++;
+      cells.duplicateClientConnections.add();
     }
     connection.isDuplicate = true;
-    stats.duplicateClientReplacements++;
+    cells.duplicateClientReplacements.add();
     this.#active = connection;
   }
 
@@ -62,13 +68,13 @@ export class ClientSet {
       this.#active = undefined;
       return true;
     }
-    const stats = this.#stats;
-    stats.duplicateClientConnections--;
+    const cells = this.#cells;
+    cells.duplicateClientConnections.add(-1);
     if (this.#lastSender === leaving) this.#lastSender = undefined;
     if (this.#members.length === 1) {
       const remaining = this.#members[0]!;
-      stats.duplicateClientKeys--;
-      stats.duplicateClientConnections--;
+      cells.duplicateClientKeys.add(-1);
+      cells.duplicateClientConnections.add(-1);
       remaining.isDuplicate = false;
       this.#active = remaining;
     } else if (this.#active === leaving) {

@@ -6,6 +6,7 @@ import { encodeFrame, FrameType } from './codec.ts';
 import { DerpClient } from './derp-client.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { RelayServer } from './relay-server.ts';
+import { relayMetricsForTests } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 
@@ -17,7 +18,7 @@ async function listenRaw(t: { after(fn: () => unknown): void }, server: Server):
 }
 
 test('yields received packets from the async iterator', async (t) => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const { port } = await relay.listen(0, HOST);
   t.after(() => relay.close());
   const alice = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair() });
@@ -35,7 +36,7 @@ test('yields received packets from the async iterator', async (t) => {
 });
 
 test('close rejects a pending receive and ping with SWY_ERR_DERP_CLOSED', async (t) => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const { port } = await relay.listen(0, HOST);
   t.after(() => relay.close());
   const client = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair() });

@@ -10,13 +10,14 @@ import { serverKeyFrame } from './handshake.ts';
 import { RelayHttpServer } from './http-server.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { RelayServer } from './relay-server.ts';
+import { relayMetricsForTests } from './test-support.ts';
 import { MAX_WEBSOCKET_MESSAGE } from './websocket-stream.ts';
 
 const HOST = '127.0.0.1';
 type TestContext = { after(fn: () => unknown): void };
 
 async function startRelay(t: TestContext): Promise<{ relay: RelayServer; origin: string }> {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const http = new RelayHttpServer(relay);
   const { port } = await http.listen(0, HOST);
   t.after(async () => {
@@ -91,7 +92,7 @@ test('a ws:// URL logs in over WebSocket and exchanges a 64 KiB packet with an h
 });
 
 test('WebSocket writes are cut into messages of at most 32 KiB', async (t) => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const sockets = new WebSocketServer({ host: HOST, port: 0, handleProtocols: () => 'derp' });
   await once(sockets, 'listening');
   t.after(async () => {

@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { HistogramSeries } from '@switchyard/telemetry';
 import { SendQueue } from './send-queue.ts';
-import type { DurationRecorder } from './stats.ts';
 
 /** The smallest kept batch buffer: a few packets' worth, so small flushes share it too. */
 const MIN_REUSABLE_BATCH = 16 * 1024;
@@ -11,7 +11,8 @@ export interface FrameWriterOptions {
   readonly queueLength: number;
   /** How long the stream may stay backed up (no 'drain') before `onWriteTimeout`, in ms. */
   readonly writeTimeoutMs: number;
-  readonly queueWait: DurationRecorder;
+  /** Where each written packet's wait in the queue is recorded, in seconds; unset: not recorded. */
+  readonly queueWait?: HistogramSeries;
   /** Called after each write with the packets and packet bytes it carried. */
   readonly onPacketsWritten: (packets: number, packetBytes: number) => void;
   readonly onWriteTimeout: () => void;

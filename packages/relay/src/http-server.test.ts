@@ -13,11 +13,12 @@ import { parseServerKey, sealClientInfo } from './handshake.ts';
 import { RelayHttpServer } from './http-server.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
 import { RelayServer } from './relay-server.ts';
+import { relayMetricsForTests } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 
 async function startRelayHttp(t: { after(fn: () => unknown): void }) {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const http = new RelayHttpServer(relay);
   const { port } = await http.listen(0, HOST);
   t.after(async () => {
@@ -111,7 +112,7 @@ test('Upgrade: DERP answers 101 with the relay key and then speaks DERP', async 
   const keys = generateNodeKeyPair();
   const session = derpSession(socket, keys, rest);
   await session.ready;
-  assert.equal(relay.stats.connections, 1);
+  assert.equal(relay.cells.connections.value, 1);
 });
 
 test('Derp-Fast-Start skips the 101 response: the first bytes are the server key frame', async (t) => {
@@ -122,7 +123,7 @@ test('Derp-Fast-Start skips the 101 response: the first bytes are the server key
   assert.equal(first[0], FrameType.ServerKey);
   const session = derpSession(socket, generateNodeKeyPair(), first);
   await session.ready;
-  assert.equal(relay.stats.connections, 1);
+  assert.equal(relay.cells.connections.value, 1);
 });
 
 test('a WebSocket client (subprotocol derp) and an Upgrade: DERP client exchange packets', async (t) => {
@@ -141,7 +142,7 @@ test('a WebSocket client (subprotocol derp) and an Upgrade: DERP client exchange
   const tcpKeys = generateNodeKeyPair();
   const tcpSession = derpSession(socket, tcpKeys, rest);
   await Promise.all([wsSession.ready, tcpSession.ready]);
-  assert.equal(relay.stats.websocketConnections, 1);
+  assert.equal(relay.cells.websocketConnections.value, 1);
 
   const toWs = Uint8Array.from({ length: 1024 }, (_, index) => index & 0xff);
   const atWs = wsSession.nextPacket();
@@ -158,7 +159,7 @@ test('a WebSocket client (subprotocol derp) and an Upgrade: DERP client exchange
   webSocket.close();
   await once(webSocket, 'close');
   await new Promise<void>((resolve) => {
-    const check = () => (relay.stats.websocketConnections === 0 ? resolve() : setImmediate(check));
+    const check = () => (relay.cells.websocketConnections.value === 0 ? resolve() : setImmediate(check));
     check();
   });
 });
@@ -177,7 +178,7 @@ test('an upgrade to a path other than /derp is 404 and serves nothing', async (t
   const { head } = await readResponseHead(socket);
   socket.destroy();
   assert.match(head, /^HTTP\/1\.1 404 /);
-  assert.equal(relay.stats.accepts, 0);
+  assert.equal(relay.cells.accepts.value, 0);
 });
 
 test('/derp/probe and /derp/latency-check answer GET and HEAD with CORS, and refuse POST', async (t) => {
@@ -205,7 +206,7 @@ test('/generate_204 echoes a valid challenge and ignores an invalid one', async 
 test('with certificate files the relay serves DERP over HTTPS', async (t) => {
   const certificate = selfSignedCertificate();
   t.after(() => rmSync(certificate.dir, { recursive: true, force: true }));
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const https = new RelayHttpServer(relay, {
     tls: { certFile: certificate.certFile, keyFile: certificate.keyFile },
   });

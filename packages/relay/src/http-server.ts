@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
+  type CountCell,
   type HttpServerHandles,
   instrumentHttpServer,
   ListenError,
@@ -50,12 +51,14 @@ export interface RelayHttpServerOptions {
  */
 export class RelayHttpServer {
   readonly #relay: RelayServer;
+  readonly #websocketConnections: CountCell;
   readonly #server: Server;
   readonly #webSockets: WebSocketServer;
   readonly #http: RelayHttpServerOptions['http'];
 
   constructor(relay: RelayServer, options: RelayHttpServerOptions = {}) {
     this.#relay = relay;
+    this.#websocketConnections = relay.cells.websocketConnections;
     this.#http = options.http;
     const tls = options.tls;
     this.#server =
@@ -174,9 +177,9 @@ export class RelayHttpServer {
     this.#webSockets.handleUpgrade(request, socket, head, (webSocket: WebSocket) => {
       this.#recordUpgrade(request, 101, started);
       socket.setNoDelay(true);
-      const stats = this.#relay.stats;
-      stats.websocketConnections++;
-      webSocket.once('close', () => stats.websocketConnections--);
+      const open = this.#websocketConnections;
+      open.add();
+      webSocket.once('close', () => open.add(-1));
       const stream = webSocketByteStream(webSocket);
       stream.on('error', () => stream.destroy());
       this.#relay.handle(stream, { remoteAddress, remotePort, websocket: true });

@@ -105,23 +105,23 @@ export {
   shortKey,
 } from './keys.ts';
 export { MeshLink, type MeshLinkOptions } from './mesh-link.ts';
-export { bindRelayStats, type RelayMetrics, relayCatalog } from './metrics.ts';
+export {
+  CLOSE_CAUSES,
+  type CloseCause,
+  DROP_REASONS,
+  type DropReason,
+  PACKET_KINDS,
+  type PacketKind,
+  PEER_GONE_REASONS,
+  type PeerGoneLabel,
+  type RelayCells,
+  type RelayMetrics,
+  relayCatalog,
+} from './metrics.ts';
 export {
   type ClientAdmission,
   type PacketForwarder,
   RelayServer,
   type RelayServerOptions,
 } from './relay-server.ts';
-export {
-  CLOSE_CAUSES,
-  type CloseCause,
-  DROP_REASONS,
-  type DropReason,
-  type DurationRecorder,
-  PACKET_KINDS,
-  type PacketKind,
-  PEER_GONE_REASONS,
-  type PeerGoneLabel,
-  RelayStats,
-} from './stats.ts';
 export { MAX_WEBSOCKET_MESSAGE, webSocketByteStream } from './websocket-stream.ts';

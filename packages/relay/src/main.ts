@@ -15,7 +15,7 @@ import { RELAY_HTTP_ROUTES, RelayHttpServer } from './http-server.ts';
 import { loadOrCreateKeyFile } from './key-file.ts';
 import { formatPublicKey } from './keys.ts';
 import { MeshLink } from './mesh-link.ts';
-import { bindRelayStats, relayCatalog } from './metrics.ts';
+import { relayCatalog } from './metrics.ts';
 import { RelayServer } from './relay-server.ts';
 
 const SERVICE_VERSION = '0.1.0';
@@ -34,8 +34,6 @@ function readMeshKey(path: string): string {
 async function main(logger: Logger): Promise<void> {
   const config = readRelayConfig(process.argv.slice(2), process.env);
   const { keys, created } = loadOrCreateKeyFile(config.keyFile);
-  const allowList =
-    config.admission.allowListFile === undefined ? undefined : new AllowList(config.admission.allowListFile);
   const meshKey = config.mesh.keyFile === undefined ? undefined : readMeshKey(config.mesh.keyFile);
   const telemetry = await startTelemetry({
     serviceName: 'switchyard-relay',
@@ -46,7 +44,12 @@ async function main(logger: Logger): Promise<void> {
     httpRoutes: RELAY_HTTP_ROUTES,
   });
   const metrics = telemetry.metrics;
+  const allowList =
+    config.admission.allowListFile === undefined
+      ? undefined
+      : new AllowList(config.admission.allowListFile, metrics);
   const relay = new RelayServer({
+    metrics,
     keys,
     meshKey,
     admission: allowList,
@@ -55,27 +58,18 @@ async function main(logger: Logger): Promise<void> {
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     keepAliveIntervalMs: config.keepAliveIntervalMs,
     pingIntervalMs: config.pingIntervalMs,
-    queueWait: metrics['queue.duration'].series(),
-    pingRtt: metrics['ping.rtt'].series(),
   });
-  bindRelayStats(metrics, relay.stats);
-  if (allowList !== undefined) {
-    const listed = metrics.admission_list_keys.cell();
-    listed.set(allowList.size);
-    allowList.watch(config.admission.pollIntervalMs, {
-      onReload: (result) => {
-        metrics.admission_list_reloads.cell({ result: 'error' in result ? 'failure' : 'success' }).add();
-        if ('error' in result) {
-          logger.error('allow-list reload failed; the previous list stays in force', {
-            error: result.error.message,
-          });
-          return;
-        }
-        listed.set(result.keys);
+  allowList?.watch(config.admission.pollIntervalMs, {
+    onReload: (result) => {
+      if ('error' in result) {
+        logger.error('allow-list reload failed; the previous list stays in force', {
+          error: result.error.message,
+        });
+      } else {
         logger.info('allow-list reloaded', { keys: result.keys });
-      },
-    });
-  }
+      }
+    },
+  });
 
   const http = new RelayHttpServer(relay, { http: telemetry.http, tls: config.tls });
   const { host, port } = splitHostPort(config.listen);
@@ -89,9 +83,6 @@ async function main(logger: Logger): Promise<void> {
     keyCreated: created,
   });
 
-  const linksDown = metrics.mesh_links.cell({ state: 'down' });
-  const linksUp = metrics.mesh_links.cell({ state: 'up' });
-  const linkFailures = metrics.mesh_link_failures.cell();
   const links = config.mesh.peers.map(
     (peer) =>
       new MeshLink({
@@ -99,23 +90,15 @@ async function main(logger: Logger): Promise<void> {
         url: peer.url,
         meshKey: meshKey!,
         relay,
+        metrics,
         logger,
         retryDelayMs: config.mesh.retryDelayMs,
         queueLength: Math.max(config.sendQueueLength, 1024),
         writeTimeoutMs: 30_000,
         handshakeTimeoutMs: config.handshakeTimeoutMs,
-        onStateChange: (up) => {
-          linksUp.add(up ? 1 : -1);
-          linksDown.add(up ? -1 : 1);
-        },
-        onFailure: () => linkFailures.add(),
-        onSelf: () => linksDown.add(-1),
       }),
   );
-  for (const link of links) {
-    linksDown.add(1);
-    link.start();
-  }
+  for (const link of links) link.start();
 
   const traffic = config.demo.traffic.enabled
     ? await startDemoTraffic({ ...config.demo.traffic, url, logger })

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { Logger } from '@switchyard/telemetry';
+import type { CountCell, Logger } from '@switchyard/telemetry';
 import {
   decodePeerGone,
   decodePeerPresent,
@@ -12,6 +12,7 @@ import { derpTarget, openDerpStream } from './derp-transport.ts';
 import { FrameReader } from './frame-reader.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { openServerInfo, parseServerKey, sealClientInfo } from './handshake.ts';
+import type { RelayMetrics } from './metrics.ts';
 import type { PacketForwarder, RelayServer } from './relay-server.ts';
 
 export interface MeshLinkOptions {
@@ -22,6 +23,8 @@ export interface MeshLinkOptions {
   /** The region's mesh pre-shared key (64 hex digits). */
   readonly meshKey: string;
   readonly relay: RelayServer;
+  /** Where the link counts its state (`mesh_links`) and failures; packets count in the relay's cells. */
+  readonly metrics: RelayMetrics;
   readonly logger: Logger;
   /** First wait before redialling after a failure, in ms; doubles up to 30 s. */
   readonly retryDelayMs: number;
@@ -30,10 +33,15 @@ export interface MeshLinkOptions {
   readonly writeTimeoutMs: number;
   /** Login must finish within this, in ms. */
   readonly handshakeTimeoutMs: number;
-  readonly onStateChange?: (up: boolean) => void;
-  readonly onFailure?: () => void;
-  /** The peer presented this relay's own key: the link stops for good. */
-  readonly onSelf?: () => void;
+}
+
+interface MeshLinkCells {
+  readonly up: CountCell;
+  readonly down: CountCell;
+  readonly failures: CountCell;
+  readonly forwardedOut: CountCell;
+  readonly droppedGone: CountCell;
+  readonly droppedQueueHead: CountCell;
 }
 
 const MAX_RETRY_DELAY_MS = 30_000;
@@ -43,11 +51,13 @@ const MAX_RETRY_DELAY_MS = 30_000;
  * the relay's own key and the mesh key, sends WatchConns, and from the PeerPresent/PeerGone frames
  * that follow learns which clients the peer holds; it registers itself as their forwarder, and
  * carries packets for them in ForwardPacket frames. When it drops, every key it learned is
- * forgotten and it redials with backoff.
+ * forgotten and it redials with backoff. From `start` on it counts in `mesh_links` as down or up;
+ * a link to this relay itself leaves the count.
  */
 export class MeshLink implements PacketForwarder {
   readonly name: string;
   readonly #options: MeshLinkOptions;
+  readonly #cells: MeshLinkCells;
   readonly #learned = new Map<string, Uint8Array>();
   #stream: Duplex | undefined;
   #writer: FrameWriter | undefined;
@@ -63,6 +73,17 @@ export class MeshLink implements PacketForwarder {
     this.name = options.name;
     this.#options = options;
     this.#retryDelayMs = options.retryDelayMs;
+    const { mesh_links, mesh_link_failures } = options.metrics;
+    // Forwarded packets are part of the relay's packet accounting: they count in its own cells.
+    const relayCells = options.relay.cells;
+    this.#cells = {
+      up: mesh_links.cell({ state: 'up' }),
+      down: mesh_links.cell({ state: 'down' }),
+      failures: mesh_link_failures.cell(),
+      forwardedOut: relayCells.packetsForwardedOut,
+      droppedGone: relayCells.packetsDropped.gone_disconnected,
+      droppedQueueHead: relayCells.packetsDropped.queue_head,
+    };
   }
 
   /** Logged in and watching. */
@@ -76,18 +97,18 @@ export class MeshLink implements PacketForwarder {
   }
 
   start(): void {
+    this.#cells.down.add();
     void this.#dial();
   }
 
   forward(srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array, nowMs: number): boolean {
-    const stats = this.#options.relay.stats;
     const writer = this.#writer;
     if (writer === undefined || !this.#up) {
-      stats.packetsDropped.gone_disconnected++;
+      this.#cells.droppedGone.add();
       return true;
     }
     if (writer.enqueuePacket(FrameType.ForwardPacket, srcKey, dstKey, packet, nowMs)) {
-      stats.packetsDropped.queue_head++;
+      this.#cells.droppedQueueHead.add();
     }
     return !writer.backedUp;
   }
@@ -133,13 +154,12 @@ export class MeshLink implements PacketForwarder {
     this.#stream = opened;
     const reader = new FrameReader();
     let serverKey: Uint8Array | undefined;
+    const forwardedOut = this.#cells.forwardedOut;
+    // No queueWait: queue.duration is the wait of packets for clients, not for mesh peers.
     const writer = new FrameWriter(opened, {
       queueLength: this.#options.queueLength,
       writeTimeoutMs: this.#options.writeTimeoutMs,
-      queueWait: { record: () => {} },
-      onPacketsWritten: (packets) => {
-        relay.stats.packetsForwardedOut += packets;
-      },
+      onPacketsWritten: (packets) => forwardedOut.add(packets),
       onWriteTimeout: () => opened.destroy(new Error('peer stopped reading (write deadline)')),
     });
     this.#writer = writer;
@@ -209,7 +229,7 @@ export class MeshLink implements PacketForwarder {
       peer: this.name,
       url: this.#options.url,
     });
-    this.#options.onSelf?.();
+    this.#cells.down.add(-1);
   }
 
   #learn(peerKey: Uint8Array): void {
@@ -235,12 +255,13 @@ export class MeshLink implements PacketForwarder {
       this.#failuresInARow = 0;
       this.#retryDelayMs = this.#options.retryDelayMs;
     }
-    this.#options.onStateChange?.(up);
+    this.#cells.up.add(up ? 1 : -1);
+    this.#cells.down.add(up ? -1 : 1);
   }
 
   #teardown(): void {
     const lost = this.#writer?.close() ?? 0;
-    this.#options.relay.stats.packetsDropped.gone_disconnected += lost;
+    this.#cells.droppedGone.add(lost);
     this.#writer = undefined;
     this.#stream?.destroy();
     this.#stream = undefined;
@@ -254,7 +275,7 @@ export class MeshLink implements PacketForwarder {
     const wasUp = this.#up;
     this.#teardown();
     if (this.#closed) return;
-    this.#options.onFailure?.();
+    this.#cells.failures.add();
     if (wasUp || this.#failuresInARow === 0) {
       this.#options.logger.warn('mesh link down; redialling', {
         peer: this.name,

@@ -1,5 +1,62 @@
-import { type CatalogHandles, defineCatalog } from '@switchyard/telemetry';
-import { CLOSE_CAUSES, DROP_REASONS, PACKET_KINDS, PEER_GONE_REASONS, type RelayStats } from './stats.ts';
+import {
+  type CatalogHandles,
+  type CountCell,
+  defineCatalog,
+  type HistogramSeries,
+} from '@switchyard/telemetry';
+
+/**
+ * Why a packet was not delivered; a closed set, safe as a metric label. derper's dropReason* plus
+ * `gone_not_here`, which splits derper's unknown_dest in two by what the sender was told.
+ */
+export const DROP_REASONS = [
+  /** No local client or mesh route holds the destination key; the sender was not told. */
+  'unknown_dest',
+  /** Like unknown_dest, and the sender was sent PeerGone(NotHere) (disco packets, rate limited as derper does). */
+  'gone_not_here',
+  /** A packet forwarded in by a mesh peer for a key that is not connected here. */
+  'unknown_dest_on_forward',
+  /** The destination disconnected while the packet waited in its send queue. */
+  'gone_disconnected',
+  /** The destination's queue was full; its oldest packet was dropped to make room. */
+  'queue_head',
+  /** The destination was closing when the packet arrived. */
+  'queue_tail',
+  /** The destination's connection failed (socket error or write deadline) with the packet queued. */
+  'write_error',
+  /** The key is connected more than once and no connection of it is active (derper's dup_client). */
+  'duplicate_client',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** Kind of a received packet, as derper's packets_received_kind. */
+export const PACKET_KINDS = ['disco', 'other'] as const;
+export type PacketKind = (typeof PACKET_KINDS)[number];
+
+/** Reason byte of PeerGone frames the relay sent, as a label. */
+export const PEER_GONE_REASONS = ['disconnected', 'not_here'] as const;
+export type PeerGoneLabel = (typeof PEER_GONE_REASONS)[number];
+
+/** Why a connection ended; a closed set, safe as a metric label. */
+export const CLOSE_CAUSES = [
+  /** The peer closed or reset the connection. */
+  'disconnected',
+  /** No valid client info frame within the login deadline, or a box that does not open. */
+  'handshake',
+  /** The key is not on the admission allow-list. */
+  'refused',
+  /** A frame broke the wire format or was not allowed for this client. */
+  'malformed',
+  /** The socket failed while writing. */
+  'write_error',
+  /** The client did not read for longer than the write deadline. */
+  'write_timeout',
+  /** A mesh peer asked to close this client (ClosePeer). */
+  'close_peer',
+  /** The relay is shutting down. */
+  'server_close',
+] as const;
+export type CloseCause = (typeof CLOSE_CAUSES)[number];
 
 const counter = (unit: string, description: string) => ({ kind: 'counter', unit, description }) as const;
 const upDown = (unit: string, description: string) =>
@@ -169,77 +226,78 @@ export const relayCatalog = defineCatalog({
 
 export type RelayMetrics = CatalogHandles<(typeof relayCatalog)['declaration']>;
 
-interface CollectedFamily {
-  onCollect(hook: () => void): void;
-}
-
-/** Reads a family's only series from `read` whenever a reader collects it. */
-function mirror(family: CollectedFamily & { cell(): { value: number } }, read: () => number): void {
-  const cell = family.cell();
-  family.onCollect(() => {
-    cell.value = read();
-  });
-}
-
-/** Reads one series per label value of a family from the matching RelayStats record. */
-function mirrorRecord<K extends string>(
-  family: CollectedFamily,
-  values: readonly K[],
-  cellFor: (value: K) => { value: number },
-  record: Readonly<Record<K, number>>,
-): void {
-  const cells = values.map((value) => [value, cellFor(value)] as const);
-  family.onCollect(() => {
-    for (const [value, cell] of cells) cell.value = record[value];
-  });
-}
-
 /**
- * Copies the relay's plain-field counters into the catalog's cells when a reader collects: the
- * data path pays nothing per packet beyond its own field increments. Each instrument refreshes
- * only its own series; the SDK runs every instrument's callback of one collection in a row,
- * with no I/O in between, so the values of one scrape still come from one instant and the packet
- * accounting holds within it.
+ * The relay's series, resolved once from the catalog handles: the data path updates these cells
+ * inline (`add`, `record`) and never looks a series up per event. Packet byte counts are packet
+ * contents, without frame headers or keys, as derper counts them. `clients` is not here: the
+ * RelayServer sets it from clientsLocal and clientsRemote when a reader collects.
  */
-export function bindRelayStats(metrics: RelayMetrics, stats: RelayStats): void {
-  mirror(metrics.accepts, () => stats.accepts);
-  mirror(metrics.connections, () => stats.connections);
-  mirror(metrics.home_connections, () => stats.homeConnections);
-  mirror(metrics.clients_local, () => stats.clientsLocal);
-  mirror(metrics.clients_remote, () => stats.clientsRemote);
-  mirror(metrics.clients, () => stats.clientsLocal + stats.clientsRemote);
-  mirror(metrics.bytes_received, () => stats.bytesReceived);
-  mirror(metrics.bytes_sent, () => stats.bytesSent);
-  mirror(metrics.packets_sent, () => stats.packetsSent);
-  mirror(metrics.packets_forwarded_in, () => stats.packetsForwardedIn);
-  mirror(metrics.packets_forwarded_out, () => stats.packetsForwardedOut);
-  mirror(metrics.unknown_frames, () => stats.unknownFrames);
-  mirror(metrics.admission_refusals, () => stats.admissionRefusals);
-  mirror(metrics.duplicate_client_keys, () => stats.duplicateClientKeys);
-  mirror(metrics.duplicate_client_connections, () => stats.duplicateClientConnections);
-  mirror(metrics.duplicate_client_replacements, () => stats.duplicateClientReplacements);
-  mirror(metrics.home_moves_in, () => stats.homeMovesIn);
-  mirror(metrics.home_moves_out, () => stats.homeMovesOut);
-  mirror(metrics.watchers, () => stats.watchers);
-  mirror(metrics.websocket_active_connections, () => stats.websocketConnections);
+export interface RelayCells {
+  readonly accepts: CountCell;
+  readonly connections: CountCell;
+  readonly homeConnections: CountCell;
+  readonly websocketConnections: CountCell;
+  readonly watchers: CountCell;
+  readonly clientsLocal: CountCell;
+  readonly clientsRemote: CountCell;
+  readonly duplicateClientKeys: CountCell;
+  readonly duplicateClientConnections: CountCell;
+  readonly duplicateClientReplacements: CountCell;
+  readonly homeMovesIn: CountCell;
+  readonly homeMovesOut: CountCell;
+  readonly admissionRefusals: CountCell;
+  readonly packetsReceived: Readonly<Record<PacketKind, CountCell>>;
+  readonly bytesReceived: CountCell;
+  readonly packetsSent: CountCell;
+  readonly bytesSent: CountCell;
+  readonly packetsForwardedIn: CountCell;
+  readonly packetsForwardedOut: CountCell;
+  readonly unknownFrames: CountCell;
+  readonly packetsDropped: Readonly<Record<DropReason, CountCell>>;
+  readonly peerGoneFramesSent: Readonly<Record<PeerGoneLabel, CountCell>>;
+  readonly disconnects: Readonly<Record<CloseCause, CountCell>>;
+  /** Queue wait of packets delivered to clients, in seconds. */
+  readonly queueWait: HistogramSeries;
+  /** RTT of relay-initiated pings, in seconds. */
+  readonly pingRtt: HistogramSeries;
+}
+
+export function resolveRelayCells(metrics: RelayMetrics): RelayCells {
   const { packets_received, packets_dropped, peer_gone_frames_sent, disconnects } = metrics;
-  mirrorRecord(
-    packets_received,
-    PACKET_KINDS,
-    (kind) => packets_received.cell({ kind }),
-    stats.packetsReceived,
-  );
-  mirrorRecord(
-    packets_dropped,
-    DROP_REASONS,
-    (reason) => packets_dropped.cell({ reason }),
-    stats.packetsDropped,
-  );
-  mirrorRecord(
-    peer_gone_frames_sent,
-    PEER_GONE_REASONS,
-    (reason) => peer_gone_frames_sent.cell({ reason }),
-    stats.peerGoneFramesSent,
-  );
-  mirrorRecord(disconnects, CLOSE_CAUSES, (cause) => disconnects.cell({ cause }), stats.disconnects);
+  return Object.freeze({
+    accepts: metrics.accepts.cell(),
+    connections: metrics.connections.cell(),
+    homeConnections: metrics.home_connections.cell(),
+    websocketConnections: metrics.websocket_active_connections.cell(),
+    watchers: metrics.watchers.cell(),
+    clientsLocal: metrics.clients_local.cell(),
+    clientsRemote: metrics.clients_remote.cell(),
+    duplicateClientKeys: metrics.duplicate_client_keys.cell(),
+    duplicateClientConnections: metrics.duplicate_client_connections.cell(),
+    duplicateClientReplacements: metrics.duplicate_client_replacements.cell(),
+    homeMovesIn: metrics.home_moves_in.cell(),
+    homeMovesOut: metrics.home_moves_out.cell(),
+    admissionRefusals: metrics.admission_refusals.cell(),
+    packetsReceived: cellPerValue(PACKET_KINDS, (kind) => packets_received.cell({ kind })),
+    bytesReceived: metrics.bytes_received.cell(),
+    packetsSent: metrics.packets_sent.cell(),
+    bytesSent: metrics.bytes_sent.cell(),
+    packetsForwardedIn: metrics.packets_forwarded_in.cell(),
+    packetsForwardedOut: metrics.packets_forwarded_out.cell(),
+    unknownFrames: metrics.unknown_frames.cell(),
+    packetsDropped: cellPerValue(DROP_REASONS, (reason) => packets_dropped.cell({ reason })),
+    peerGoneFramesSent: cellPerValue(PEER_GONE_REASONS, (reason) => peer_gone_frames_sent.cell({ reason })),
+    disconnects: cellPerValue(CLOSE_CAUSES, (cause) => disconnects.cell({ cause })),
+    queueWait: metrics['queue.duration'].series(),
+    pingRtt: metrics['ping.rtt'].series(),
+  });
+}
+
+function cellPerValue<K extends string>(
+  values: readonly K[],
+  cellFor: (value: K) => CountCell,
+): Readonly<Record<K, CountCell>> {
+  const cells = {} as Record<K, CountCell>;
+  for (const value of values) cells[value] = cellFor(value);
+  return Object.freeze(cells);
 }

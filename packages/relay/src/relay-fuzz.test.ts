@@ -7,6 +7,7 @@ import { DerpClient } from './derp-client.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { rawLogin } from './raw-login.ts';
 import { RelayServer } from './relay-server.ts';
+import { relayMetricsForTests } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 
@@ -29,7 +30,7 @@ const hostileBytes = fc.oneof(
 test('random and mutated frames from one client never break the relay for the others', {
   timeout: 120_000,
 }, async (t) => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const { port } = await relay.listen(0, HOST);
   t.after(() => relay.close());
   const alice = await DerpClient.connect({ host: HOST, port, keys: generateNodeKeyPair() });
@@ -64,7 +65,7 @@ test('random and mutated frames from one client never break the relay for the ot
 
 // The reader's memory bound (never more than one maximal frame held) is fuzzed in codec.test.ts.
 test('a header announcing an oversized frame closes that client before any payload is buffered', async (t) => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const { port } = await relay.listen(0, HOST);
   t.after(() => relay.close());
   const hostile = await rawLogin(port);
@@ -74,5 +75,5 @@ test('a header announcing an oversized frame closes that client before any paylo
   const closed = once(hostile, 'close');
   hostile.write(header);
   await closed;
-  assert.equal(relay.stats.disconnects.malformed, 1);
+  assert.equal(relay.cells.disconnects.malformed.value, 1);
 });

@@ -17,15 +17,15 @@ import { FrameReader } from './frame-reader.ts';
 import { generateNodeKeyPair } from './keys.ts';
 import { rawLogin } from './raw-login.ts';
 import { RelayServer, type RelayServerOptions } from './relay-server.ts';
-import { waitFor } from './test-support.ts';
+import { relayMetricsForTests, waitFor } from './test-support.ts';
 
 const HOST = '127.0.0.1';
 
 async function startRelay(
   t: { after(fn: () => unknown): void },
-  options: RelayServerOptions = {},
+  options: Omit<RelayServerOptions, 'metrics'> = {},
 ): Promise<{ relay: RelayServer; port: number }> {
-  const relay = new RelayServer(options);
+  const relay = new RelayServer({ metrics: relayMetricsForTests(), ...options });
   const { port } = await relay.listen(0, HOST);
   t.after(() => relay.close());
   return { relay, port };
@@ -48,7 +48,7 @@ test('two clients exchange packets both ways with bytes intact', async (t) => {
   const { relay, port } = await startRelay(t);
   const alice = await connectClient(t, port);
   const bob = await connectClient(t, port);
-  await waitFor('both registered', () => relay.stats.connections === 2);
+  await waitFor('both registered', () => relay.cells.connections.value === 2);
 
   const toBob = bytes(1200, 1);
   const toAlice = bytes(65_536, 2);
@@ -59,10 +59,10 @@ test('two clients exchange packets both ways with bytes intact', async (t) => {
   const atAlice = await alice.receive();
   assert.deepEqual(atBob, { source: alice.publicKey, packet: toBob });
   assert.deepEqual(atAlice, { source: bob.publicKey, packet: toAlice });
-  assert.equal(relay.stats.packetsReceived.other, 2);
-  assert.equal(relay.stats.packetsSent, 2);
-  assert.equal(relay.stats.bytesReceived, 1200 + 65_536);
-  assert.equal(relay.stats.bytesSent, 1200 + 65_536);
+  assert.equal(relay.cells.packetsReceived.other.value, 2);
+  assert.equal(relay.cells.packetsSent.value, 2);
+  assert.equal(relay.cells.bytesReceived.value, 1200 + 65_536);
+  assert.equal(relay.cells.bytesSent.value, 1200 + 65_536);
 });
 
 test('the client presents the server key and pinning accepts it', async (t) => {
@@ -90,8 +90,8 @@ test('drops and counts a packet for an unknown key', async (t) => {
   const alice = await connectClient(t, port);
   alice.send(generateNodeKeyPair().publicKey, bytes(10, 3));
   await alice.ping();
-  assert.equal(relay.stats.packetsDropped.unknown_dest, 1);
-  assert.equal(relay.stats.packetsSent, 0);
+  assert.equal(relay.cells.packetsDropped.unknown_dest.value, 1);
+  assert.equal(relay.cells.packetsSent.value, 0);
 });
 
 test('ping resolves on the matching pong', async (t) => {
@@ -108,18 +108,18 @@ test('a client that never reads loses its oldest packets while the sender is una
   const stalled = await rawLogin(port, stalledKeys);
   t.after(() => stalled.destroy());
   stalled.pause();
-  await waitFor('three registered', () => relay.stats.connections === 3);
+  await waitFor('three registered', () => relay.cells.connections.value === 3);
 
   // 400 x 60 KB outgrows the loopback socket buffers on both ends, then the 4-packet queue.
   const packet = bytes(60_000, 4);
   for (let index = 0; index < 400; index++) sender.send(stalledKeys.publicKey, packet);
   await sender.ping();
-  await waitFor('queue drops', () => relay.stats.packetsDropped.queue_head > 0);
+  await waitFor('queue drops', () => relay.cells.packetsDropped.queue_head.value > 0);
   assert.ok(relay.client(stalledKeys.publicKey)!.queuedPackets <= 4);
-  assert.equal(relay.stats.packetsReceived.other, 400);
+  assert.equal(relay.cells.packetsReceived.other.value, 400);
   assert.equal(
-    relay.stats.packetsSent +
-      relay.stats.packetsDropped.queue_head +
+    relay.cells.packetsSent.value +
+      relay.cells.packetsDropped.queue_head.value +
       relay.client(stalledKeys.publicKey)!.queuedPackets,
     400,
   );
@@ -130,8 +130,8 @@ test('a client that never reads loses its oldest packets while the sender is una
   await sender.ping();
 
   stalled.destroy();
-  await waitFor('stalled client removed', () => relay.stats.connections === 2);
-  assert.ok(relay.stats.packetsDropped.write_error <= 4);
+  await waitFor('stalled client removed', () => relay.cells.connections.value === 2);
+  assert.ok(relay.cells.packetsDropped.write_error.value <= 4);
 });
 
 test('a burst larger than the send queue, to a client that reads, arrives whole', async (t) => {
@@ -146,7 +146,7 @@ test('a burst larger than the send queue, to a client that reads, arrives whole'
     ),
   );
   for (let index = 0; index < 100; index++) assert.deepEqual((await bob.receive()).packet, bytes(200, index));
-  assert.equal(relay.stats.packetsDropped.queue_head, 0);
+  assert.equal(relay.cells.packetsDropped.queue_head.value, 0);
 });
 
 test('packets reach a stop-and-go reader intact, byte for byte', async (t) => {
@@ -181,13 +181,13 @@ test('packets reach a stop-and-go reader intact, byte for byte', async (t) => {
     sender.send(slowKeys.publicKey, packetFor(sequence));
     if (sequence % 100 === 99) await sender.ping();
   }
-  const stats = relay.stats;
+  const { packetsSent, packetsDropped } = relay.cells;
   await waitFor(
     'every packet delivered or dropped',
-    () => stats.packetsSent + stats.packetsDropped.queue_head === total,
+    () => packetsSent.value + packetsDropped.queue_head.value === total,
     20_000,
   );
-  await waitFor('every delivered packet checked', () => checked === stats.packetsSent, 20_000);
+  await waitFor('every delivered packet checked', () => checked === packetsSent.value, 20_000);
   assert.ok(checked > 0);
 });
 
@@ -199,7 +199,7 @@ test('disco packets have their own queue: a data flood to a backed-up client doe
   t.after(() => stalled.destroy());
   stalled.pause();
   const data = bytes(60_000, 4);
-  while (relay.stats.packetsDropped.queue_head === 0) {
+  while (relay.cells.packetsDropped.queue_head.value === 0) {
     for (let index = 0; index < 20; index++) sender.send(stalledKeys.publicKey, data);
     await sender.ping();
   }
@@ -229,26 +229,31 @@ test('a client that never reads is disconnected after the write deadline, and ev
   t.after(() => stalled.destroy());
   stalled.on('error', () => {});
   stalled.pause();
-  await waitFor('two registered', () => relay.stats.connections === 2);
+  await waitFor('two registered', () => relay.cells.connections.value === 2);
 
   // Keep sending until the loopback buffers are full and the relay gives up on the reader.
   const packet = bytes(60_000, 4);
   let sent = 0;
-  while (relay.stats.disconnects.write_timeout === 0 && sent < 20_000) {
+  while (relay.cells.disconnects.write_timeout.value === 0 && sent < 20_000) {
     for (let index = 0; index < 20; index++) sender.send(stalledKeys.publicKey, packet);
     sent += 20;
     await sender.ping();
   }
-  assert.equal(relay.stats.disconnects.write_timeout, 1);
-  const drops = relay.stats.packetsDropped;
-  assert.equal(relay.stats.packetsReceived.other, sent);
-  assert.ok(drops.queue_head > 0, 'the full queue dropped its oldest packets');
-  assert.ok(drops.write_error > 0 && drops.write_error <= 4, 'the queued packets died with the connection');
+  assert.equal(relay.cells.disconnects.write_timeout.value, 1);
+  const drops = relay.cells.packetsDropped;
+  assert.equal(relay.cells.packetsReceived.other.value, sent);
+  assert.ok(drops.queue_head.value > 0, 'the full queue dropped its oldest packets');
+  const writeErrors = drops.write_error.value;
+  assert.ok(writeErrors > 0 && writeErrors <= 4, 'the queued packets died with the connection');
   assert.equal(
-    relay.stats.packetsSent + drops.queue_head + drops.queue_tail + drops.write_error + drops.unknown_dest,
+    relay.cells.packetsSent.value +
+      drops.queue_head.value +
+      drops.queue_tail.value +
+      writeErrors +
+      drops.unknown_dest.value,
     sent,
   );
-  assert.equal(relay.stats.connections, 1);
+  assert.equal(relay.cells.connections.value, 1);
 });
 
 test('a second login for the same key keeps both and delivers to the newest, then to the last writer', async (t) => {
@@ -257,11 +262,11 @@ test('a second login for the same key keeps both and delivers to the newest, the
   const first = await connectClient(t, port, { keys });
   const second = await connectClient(t, port, { keys });
   const sender = await connectClient(t, port);
-  await waitFor('three connections', () => relay.stats.connections === 3);
-  assert.equal(relay.stats.clientsLocal, 2);
-  assert.equal(relay.stats.duplicateClientKeys, 1);
-  assert.equal(relay.stats.duplicateClientConnections, 2);
-  assert.equal(relay.stats.duplicateClientReplacements, 1);
+  await waitFor('three connections', () => relay.cells.connections.value === 3);
+  assert.equal(relay.cells.clientsLocal.value, 2);
+  assert.equal(relay.cells.duplicateClientKeys.value, 1);
+  assert.equal(relay.cells.duplicateClientConnections.value, 2);
+  assert.equal(relay.cells.duplicateClientReplacements.value, 1);
 
   sender.send(keys.publicKey, bytes(50, 6));
   assert.deepEqual((await second.receive()).packet, bytes(50, 6));
@@ -272,8 +277,8 @@ test('a second login for the same key keeps both and delivers to the newest, the
   assert.deepEqual((await first.receive()).packet, bytes(51, 6));
 
   await first.close();
-  await waitFor('duplicate set shrunk', () => relay.stats.duplicateClientKeys === 0);
-  assert.equal(relay.stats.duplicateClientConnections, 0);
+  await waitFor('duplicate set shrunk', () => relay.cells.duplicateClientKeys.value === 0);
+  assert.equal(relay.cells.duplicateClientConnections.value, 0);
   sender.send(keys.publicKey, bytes(52, 6));
   assert.deepEqual((await second.receive()).packet, bytes(52, 6));
 });
@@ -285,13 +290,13 @@ test('packets for a duplicated key whose active connection left are dropped as d
   await connectClient(t, port, { keys });
   const newest = await connectClient(t, port, { keys });
   const sender = await connectClient(t, port);
-  await waitFor('four connections', () => relay.stats.connections === 4);
+  await waitFor('four connections', () => relay.cells.connections.value === 4);
   await newest.close();
-  await waitFor('newest gone', () => relay.stats.connections === 3);
+  await waitFor('newest gone', () => relay.cells.connections.value === 3);
   sender.send(keys.publicKey, bytes(10, 1));
   await sender.ping();
-  assert.equal(relay.stats.packetsDropped.duplicate_client, 1);
-  assert.equal(relay.stats.packetsSent, 0);
+  assert.equal(relay.cells.packetsDropped.duplicate_client.value, 1);
+  assert.equal(relay.cells.packetsSent.value, 0);
 });
 
 test('an unknown frame type is counted and skipped', async (t) => {
@@ -303,7 +308,7 @@ test('an unknown frame type is counted and skipped', async (t) => {
   raw.write(encodeSendPacket(bob.publicKey, bytes(30, 8)));
   const received = await bob.receive();
   assert.deepEqual(received.packet, bytes(30, 8));
-  assert.equal(relay.stats.unknownFrames, 1);
+  assert.equal(relay.cells.unknownFrames.value, 1);
 });
 
 test('a malformed frame closes only that client', async (t) => {
@@ -314,11 +319,11 @@ test('a malformed frame closes only that client', async (t) => {
   raw.on('error', () => {});
   raw.write(encodeFrame(FrameType.SendPacket, bytes(10, 9)));
   await once(raw, 'close');
-  await waitFor('raw client counted', () => relay.stats.disconnects.malformed === 1);
+  await waitFor('raw client counted', () => relay.cells.disconnects.malformed.value === 1);
 
   alice.send(bob.publicKey, bytes(40, 10));
   assert.deepEqual((await bob.receive()).packet, bytes(40, 10));
-  await waitFor('raw client removed', () => relay.stats.connections === 2);
+  await waitFor('raw client removed', () => relay.cells.connections.value === 2);
 });
 
 test('PeerGone reaches a client that received packets from a peer when that peer disconnects', async (t) => {
@@ -333,7 +338,7 @@ test('PeerGone reaches a client that received packets from a peer when that peer
   await alice.close();
   await waitFor('peer gone', () => gone.length === 1);
   assert.deepEqual(gone[0], { peerKey: alice.publicKey, reason: PeerGoneReason.Disconnected });
-  assert.equal(relay.stats.peerGoneFramesSent.disconnected, 1);
+  assert.equal(relay.cells.peerGoneFramesSent.disconnected.value, 1);
 });
 
 test('a disco packet for an unknown key is answered with PeerGone(NotHere), three at once then one a second', async (t) => {
@@ -350,11 +355,11 @@ test('a disco packet for an unknown key is answered with PeerGone(NotHere), thre
     gone,
     Array.from({ length: 3 }, () => ({ peerKey: nowhere, reason: PeerGoneReason.NotHere })),
   );
-  assert.equal(relay.stats.packetsDropped.gone_not_here, 3);
-  assert.equal(relay.stats.packetsDropped.unknown_dest, 3);
-  assert.equal(relay.stats.peerGoneFramesSent.not_here, 3);
-  assert.equal(relay.stats.packetsReceived.disco, 5);
-  assert.equal(relay.stats.packetsReceived.other, 1);
+  assert.equal(relay.cells.packetsDropped.gone_not_here.value, 3);
+  assert.equal(relay.cells.packetsDropped.unknown_dest.value, 3);
+  assert.equal(relay.cells.peerGoneFramesSent.not_here.value, 3);
+  assert.equal(relay.cells.packetsReceived.disco.value, 5);
+  assert.equal(relay.cells.packetsReceived.other.value, 1);
 });
 
 test('closes a socket that sends no client info before the deadline', async (t) => {
@@ -363,8 +368,8 @@ test('closes a socket that sends no client info before the deadline', async (t) 
   silent.on('error', () => {});
   silent.resume();
   await once(silent, 'close');
-  await waitFor('handshake failure counted', () => relay.stats.disconnects.handshake === 1);
-  assert.equal(relay.stats.connections, 0);
+  await waitFor('handshake failure counted', () => relay.cells.disconnects.handshake.value === 1);
+  assert.equal(relay.cells.connections.value, 0);
 });
 
 test('closes a socket whose first frame is not client info', async (t) => {
@@ -374,12 +379,13 @@ test('closes a socket whose first frame is not client info', async (t) => {
   wrong.resume();
   wrong.write(encodeFrame(FrameType.KeepAlive, new Uint8Array(0)));
   await once(wrong, 'close');
-  await waitFor('handshake failure counted', () => relay.stats.disconnects.handshake === 1);
+  await waitFor('handshake failure counted', () => relay.cells.disconnects.handshake.value === 1);
 });
 
 test('rejects options that are not positive integers', () => {
-  assert.throws(() => new RelayServer({ sendQueueLength: 0 }), { code: 'SWY_ERR_CONFIG' });
-  assert.throws(() => new RelayServer({ handshakeTimeoutMs: 1.5 }), { code: 'SWY_ERR_CONFIG' });
+  const metrics = relayMetricsForTests();
+  assert.throws(() => new RelayServer({ metrics, sendQueueLength: 0 }), { code: 'SWY_ERR_CONFIG' });
+  assert.throws(() => new RelayServer({ metrics, handshakeTimeoutMs: 1.5 }), { code: 'SWY_ERR_CONFIG' });
 });
 
 test('accepts keep-alive and records NotePreferred', async (t) => {
@@ -390,13 +396,13 @@ test('accepts keep-alive and records NotePreferred', async (t) => {
   raw.write(encodeKeepAlive());
   raw.write(encodeNotePreferred(true));
   await waitFor('preferred noted', () => relay.client(keys.publicKey)?.preferred === true);
-  assert.equal(relay.stats.unknownFrames, 0);
-  assert.equal(relay.stats.homeConnections, 1);
-  assert.equal(relay.stats.disconnects.malformed, 0);
+  assert.equal(relay.cells.unknownFrames.value, 0);
+  assert.equal(relay.cells.homeConnections.value, 1);
+  assert.equal(relay.cells.disconnects.malformed.value, 0);
 });
 
 test('closing the relay tells logged-in clients it is restarting, then ends their streams', async () => {
-  const relay = new RelayServer();
+  const relay = new RelayServer({ metrics: relayMetricsForTests() });
   const { port } = await relay.listen(0, HOST);
   const raw = await rawLogin(port);
   const reader = new FrameReader();
@@ -410,6 +416,6 @@ test('closing the relay tells logged-in clients it is restarting, then ends thei
   const restarting = frames.find((frame) => frame.frameType === FrameType.Restarting);
   assert.ok(restarting, 'a Restarting frame arrived before the end of the stream');
   assert.deepEqual(decodeRestarting(restarting.payload), { reconnectInMs: 250, tryForMs: 10_000 });
-  assert.equal(relay.stats.disconnects.server_close, 1);
+  assert.equal(relay.cells.disconnects.server_close.value, 1);
   raw.destroy();
 });

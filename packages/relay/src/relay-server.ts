@@ -20,7 +20,7 @@ import {
 import { looksLikeDisco } from './disco.ts';
 import type { ClientInfo } from './handshake.ts';
 import { generateNodeKeyPair, type NodeKeyPair } from './keys.ts';
-import { DISCARD_DURATIONS, type DurationRecorder, RelayStats } from './stats.ts';
+import { type RelayCells, type RelayMetrics, resolveRelayCells } from './metrics.ts';
 
 /** Something that carries packets to the mesh peer holding a key (an outbound mesh link). */
 export interface PacketForwarder {
@@ -40,6 +40,8 @@ export interface ClientAdmission {
 }
 
 export interface RelayServerOptions {
+  /** The catalog handles the relay records into (startTelemetry's `metrics`). */
+  readonly metrics: RelayMetrics;
   /** The relay's node key. Default: a fresh key pair. */
   readonly keys?: NodeKeyPair;
   /** Packets held per client while its stream is backed up. Default 32 (derper's perClientSendQueueDepth). */
@@ -60,10 +62,6 @@ export interface RelayServerOptions {
   readonly meshKey?: string;
   /** Allow-list of client keys; unset: every key may log in. */
   readonly admission?: ClientAdmission;
-  /** Queue wait of delivered packets, in seconds. */
-  readonly queueWait?: DurationRecorder;
-  /** RTT of relay-initiated pings, in seconds. */
-  readonly pingRtt?: DurationRecorder;
 }
 
 const MESH_KEY = /^[0-9a-f]{64}$/;
@@ -80,16 +78,15 @@ function nonNegativeInteger(field: string, value: number, allowZero = false): nu
 
 /**
  * A DERP relay: the registry of logged-in clients, routing between them, the mesh (watchers and
- * forwarders) and the counters. Streams arrive through `handle` (after an HTTP upgrade or a
- * WebSocket handshake) or, for tests, through `listen` on plain TCP.
+ * forwarders) and its cells, resolved once and handed to its connections. Streams arrive through
+ * `handle` (after an HTTP upgrade or a WebSocket handshake) or, for tests, through `listen` on
+ * plain TCP.
  *
  * Duplicate keys follow derper's default policy (last writer is active), in ClientSet.
  */
 export class RelayServer implements ConnectionRouter {
-  readonly stats = new RelayStats();
+  readonly cells: RelayCells;
   readonly serverKeys: NodeKeyPair;
-  readonly queueWait: DurationRecorder;
-  readonly pingRtt: DurationRecorder;
   readonly #serverId: string;
   readonly #clients = new Map<string, ClientSet>();
   readonly #connections = new Set<ClientConnection>();
@@ -102,11 +99,9 @@ export class RelayServer implements ConnectionRouter {
   readonly #admission: ClientAdmission | undefined;
   #listener: Server | undefined;
 
-  constructor(options: RelayServerOptions = {}) {
+  constructor(options: RelayServerOptions) {
     this.serverKeys = options.keys ?? generateNodeKeyPair();
     this.#serverId = keyId(this.serverKeys.publicKey);
-    this.queueWait = options.queueWait ?? DISCARD_DURATIONS;
-    this.pingRtt = options.pingRtt ?? DISCARD_DURATIONS;
     this.#admission = options.admission;
     if (options.meshKey !== undefined && !MESH_KEY.test(options.meshKey)) {
       throw new ConfigError(
@@ -124,6 +119,15 @@ export class RelayServer implements ConnectionRouter {
       meshWriteTimeoutMs: nonNegativeInteger('meshWriteTimeoutMs', options.meshWriteTimeoutMs ?? 30_000),
       homeMoveGraceMs: nonNegativeInteger('homeMoveGraceMs', options.homeMoveGraceMs ?? 5_000, true),
     });
+    const cells = resolveRelayCells(options.metrics);
+    this.cells = cells;
+    // clients is set at collection, not kept in step on the data path: the sum then has one
+    // definition that cannot drift from its parts, and the places that move a key between local
+    // and remote stay about those two cells.
+    const clients = options.metrics.clients.cell();
+    options.metrics.clients.onCollect(() => {
+      clients.value = cells.clientsLocal.value + cells.clientsRemote.value;
+    });
   }
 
   get publicKey(): Uint8Array {
@@ -137,7 +141,7 @@ export class RelayServer implements ConnectionRouter {
 
   /** Serves one DERP stream, positioned after any HTTP upgrade. */
   handle(stream: Duplex, origin: ConnectionOrigin): void {
-    this.stats.accepts++;
+    this.cells.accepts.add();
     const connection = new ClientConnection(stream, origin, this, this.#connectionOptions);
     this.#connections.add(connection);
     connection.start();
@@ -188,13 +192,13 @@ export class RelayServer implements ConnectionRouter {
   }
 
   register(connection: ClientConnection): void {
-    const stats = this.stats;
-    stats.connections++;
+    const cells = this.cells;
+    cells.connections.add();
     const existing = this.#clients.get(connection.id);
     if (existing === undefined) {
-      this.#clients.set(connection.id, new ClientSet(connection, stats));
-      stats.clientsLocal++;
-      if (this.#forwarders.has(connection.id)) stats.clientsRemote--;
+      this.#clients.set(connection.id, new ClientSet(connection, cells));
+      cells.clientsLocal.add();
+      if (this.#forwarders.has(connection.id)) cells.clientsRemote.add(-1);
     } else {
       existing.add(connection);
     }
@@ -207,32 +211,32 @@ export class RelayServer implements ConnectionRouter {
 
   unregister(connection: ClientConnection): void {
     this.#connections.delete(connection);
-    if (this.#watchers.delete(connection)) this.stats.watchers--;
+    const cells = this.cells;
+    if (this.#watchers.delete(connection)) cells.watchers.add(-1);
     if (!connection.registered) return;
-    const stats = this.stats;
-    stats.connections--;
-    if (connection.preferred) stats.homeConnections--;
+    cells.connections.add(-1);
+    if (connection.preferred) cells.homeConnections.add(-1);
     for (const sourceId of connection.sawSources) this.#peerGoneWatchers.get(sourceId)?.delete(connection);
     const set = this.#clients.get(connection.id);
     if (set === undefined || !set.remove(connection) || set.members.length > 0) return;
     this.#clients.delete(connection.id);
-    stats.clientsLocal--;
-    if (this.#forwarders.has(connection.id)) stats.clientsRemote++;
+    cells.clientsLocal.add(-1);
+    if (this.#forwarders.has(connection.id)) cells.clientsRemote.add();
     else if (connection.closeCause !== 'server_close') this.#notePeerGoneFromRegion(connection.id);
     this.#broadcastGone(connection.publicKey!);
   }
 
   route(source: ClientConnection, dstKey: Uint8Array, packet: Uint8Array): void {
-    const stats = this.stats;
+    const cells = this.cells;
     const disco = looksLikeDisco(packet);
-    if (disco) stats.packetsReceived.disco++;
-    else stats.packetsReceived.other++;
-    stats.bytesReceived += packet.length;
+    if (disco) cells.packetsReceived.disco.add();
+    else cells.packetsReceived.other.add();
+    cells.bytesReceived.add(packet.length);
     const dstId = source.destinationId(dstKey);
     const set = this.#clients.get(dstId);
     const nowMs = source.readAtMs;
     if (set !== undefined) {
-      if (set.active === undefined) stats.packetsDropped.duplicate_client++;
+      if (set.active === undefined) cells.packetsDropped.duplicate_client.add();
       else this.#deliver(set.active, source.publicKey!, source.id, packet, nowMs, disco);
       return;
     }
@@ -244,24 +248,24 @@ export class RelayServer implements ConnectionRouter {
       return;
     }
     if (disco && source.takeNotHereToken(nowMs)) {
-      stats.packetsDropped.gone_not_here++;
-      stats.peerGoneFramesSent.not_here++;
+      cells.packetsDropped.gone_not_here.add();
+      cells.peerGoneFramesSent.not_here.add();
       source.enqueueControl(encodePeerGone(dstKey, PeerGoneReason.NotHere));
       return;
     }
-    stats.packetsDropped.unknown_dest++;
+    cells.packetsDropped.unknown_dest.add();
   }
 
   forwardIn(source: ClientConnection, srcKey: Uint8Array, dstKey: Uint8Array, packet: Uint8Array): void {
-    const stats = this.stats;
-    stats.packetsForwardedIn++;
+    const cells = this.cells;
+    cells.packetsForwardedIn.add();
     const set = this.#clients.get(keyId(dstKey));
     if (set === undefined) {
-      stats.packetsDropped.unknown_dest_on_forward++;
+      cells.packetsDropped.unknown_dest_on_forward.add();
       return;
     }
     if (set.active === undefined) {
-      stats.packetsDropped.duplicate_client++;
+      cells.packetsDropped.duplicate_client.add();
       return;
     }
     this.#deliver(set.active, srcKey, keyId(srcKey), packet, source.readAtMs, looksLikeDisco(packet));
@@ -290,7 +294,7 @@ export class RelayServer implements ConnectionRouter {
   addWatcher(connection: ClientConnection): void {
     if (connection.id === this.#serverId || this.#watchers.has(connection)) return;
     this.#watchers.add(connection);
-    this.stats.watchers++;
+    this.cells.watchers.add();
     for (const set of this.#clients.values()) {
       if (set.active !== undefined) connection.enqueueControl(presentFrame(set.active));
     }
@@ -309,7 +313,7 @@ export class RelayServer implements ConnectionRouter {
     const list = this.#forwarders.get(id);
     if (list === undefined) {
       this.#forwarders.set(id, [forwarder]);
-      if (!this.#clients.has(id)) this.stats.clientsRemote++;
+      if (!this.#clients.has(id)) this.cells.clientsRemote.add();
       return;
     }
     if (!list.includes(forwarder)) list.push(forwarder);
@@ -326,7 +330,7 @@ export class RelayServer implements ConnectionRouter {
     if (list.length > 0) return;
     this.#forwarders.delete(id);
     if (this.#clients.has(id)) return;
-    this.stats.clientsRemote--;
+    this.cells.clientsRemote.add(-1);
     this.#notePeerGoneFromRegion(id);
   }
 
@@ -336,9 +340,10 @@ export class RelayServer implements ConnectionRouter {
     if (watchers === undefined) return;
     this.#peerGoneWatchers.delete(id);
     const frame = encodePeerGone(Buffer.from(id, 'latin1'), PeerGoneReason.Disconnected);
+    const sent = this.cells.peerGoneFramesSent.disconnected;
     for (const watcher of watchers) {
       watcher.sawSources.delete(id);
-      this.stats.peerGoneFramesSent.disconnected++;
+      sent.add();
       watcher.enqueueControl(frame);
     }
   }
@@ -352,8 +357,9 @@ export class RelayServer implements ConnectionRouter {
   #broadcastGone(publicKey: Uint8Array): void {
     if (this.#watchers.size === 0) return;
     const frame = encodePeerGone(publicKey, PeerGoneReason.Disconnected);
+    const sent = this.cells.peerGoneFramesSent.disconnected;
     for (const watcher of this.#watchers) {
-      this.stats.peerGoneFramesSent.disconnected++;
+      sent.add();
       watcher.enqueueControl(frame);
     }
   }

@@ -1,5 +1,5 @@
+import type { HistogramSeries } from '@switchyard/telemetry';
 import { FRAME_HEADER_LENGTH, KEY_LENGTH } from './codec.ts';
-import type { DurationRecorder } from './stats.ts';
 
 /**
  * A bounded ring of packets waiting for one connection's writer, each kept as the parts of the
@@ -65,10 +65,15 @@ export class SendQueue {
 
   /**
    * Writes every queued frame into `target` from `offset` (which must have `encodedBytes` of room),
-   * empties the queue and records each packet's wait. Returns the packet bytes written, without
-   * headers and keys.
+   * empties the queue and records each packet's wait in `queueWait`, when given. Returns the packet
+   * bytes written, without headers and keys.
    */
-  drainInto(target: Uint8Array, offset: number, nowMs: number, queueWait: DurationRecorder): number {
+  drainInto(
+    target: Uint8Array,
+    offset: number,
+    nowMs: number,
+    queueWait: HistogramSeries | undefined,
+  ): number {
     let packetBytes = 0;
     let position = offset;
     while (this.#length > 0) {
@@ -92,7 +97,7 @@ export class SendQueue {
       target.set(packet, position);
       position += packet.length;
       packetBytes += packet.length;
-      queueWait.record((nowMs - this.#enqueuedAt[slot]!) / 1000);
+      queueWait?.record((nowMs - this.#enqueuedAt[slot]!) / 1000);
       this.#removeHead();
     }
     return packetBytes;

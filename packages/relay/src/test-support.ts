@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { registerCatalog } from '@switchyard/telemetry';
+import { type RelayMetrics, relayCatalog } from './metrics.ts';
+
+/**
+ * Fresh catalog handles for one test, attached to no telemetry pipeline: the cells count and tests
+ * read them (`.value`); nothing collects or exports them. The only place tests get handles from.
+ */
+export function relayMetricsForTests(): RelayMetrics {
+  return registerCatalog(new MeterProvider().getMeter('relay-test'), relayCatalog);
+}
 
 /**
  * Waits until `condition` holds, checking every 5 ms, and fails the test naming `what` after
- * `timeoutMs`. For state inside the relay that no event announces (stats, link states).
+ * `timeoutMs`. For state inside the relay that no event announces (cell values, link states).
  */
 export async function waitFor(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
