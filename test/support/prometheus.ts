@@ -35,6 +35,14 @@ export interface VectorSample {
   timestampSeconds: number;
 }
 
+/** One entry of `/api/v1/targets/metadata`. */
+export interface TargetMetadata {
+  target: Record<string, string>;
+  type: string;
+  help: string;
+  unit: string;
+}
+
 /** One entry of `/api/v1/targets` `activeTargets`, the fields tests look at. */
 export interface ActiveTarget {
   scrapePool: string;
@@ -58,6 +66,11 @@ export interface RunningPrometheus {
   targets(): Promise<ActiveTarget[]>;
   /** The label sets of every series matching the selector (`/api/v1/series`), over the stored data. */
   series(match: string): Promise<Array<Record<string, string>>>;
+  /**
+   * The metadata Prometheus took from the targets' expositions for one metric family
+   * (`/api/v1/targets/metadata`): type, help and unit per target. Only OpenMetrics carries a unit.
+   */
+  targetMetadata(metric: string): Promise<TargetMetadata[]>;
   /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s) and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -195,6 +208,8 @@ async function launch(
       apiGet<Array<Record<string, string>>>(
         `${url}/api/v1/series?${new URLSearchParams({ 'match[]': match })}`,
       ),
+    targetMetadata: async (metric) =>
+      apiGet<TargetMetadata[]>(`${url}/api/v1/targets/metadata?${new URLSearchParams({ metric })}`),
     stop: () => {
       stopped ??= (async () => {
         await server.stop();

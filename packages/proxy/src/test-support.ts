@@ -2,9 +2,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { createLogger, type Logger, registerCatalog, serializePrometheus } from '@switchyard/telemetry';
+import { createLogger, type Logger, standaloneMetrics } from '@switchyard/telemetry';
 import { checkProxyConfig, type ProxyConfig, proxyConfigSchema } from './config.ts';
 import { proxyCatalog } from './metrics.ts';
 import { ProxyServer } from './proxy-server.ts';
@@ -135,13 +133,11 @@ export function proxyConfig(input: unknown): ProxyConfig {
 
 export async function startProxy(input: unknown): Promise<RunningProxy> {
   const config = proxyConfig(input);
-  const reader = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [reader] });
-  const metrics = registerCatalog(provider.getMeter('proxy-test'), proxyCatalog);
-  const proxy = new ProxyServer(config, metrics, quietLogger);
+  const recorded = standaloneMetrics(proxyCatalog);
+  const proxy = new ProxyServer(config, recorded.metrics, quietLogger);
   const bound = await proxy.start();
   const ports = new Map([...bound].map(([name, address]) => [name, address.port]));
-  const scrape = async () => serializePrometheus((await reader.collect()).resourceMetrics).text;
+  const scrape = async () => recorded.scrape();
   return {
     proxy,
     ports,
@@ -160,7 +156,6 @@ export async function startProxy(input: unknown): Promise<RunningProxy> {
       proxy.forceClose();
       await proxy.drained();
       proxy.close();
-      await provider.shutdown();
     },
   };
 }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { registerCatalog } from '@switchyard/telemetry';
+import { standaloneMetrics } from '@switchyard/telemetry';
 import { type RelayMetrics, relayCatalog } from './metrics.ts';
 
 /**
@@ -9,7 +8,7 @@ import { type RelayMetrics, relayCatalog } from './metrics.ts';
  * read them (`.value`); nothing collects or exports them. The only place tests get handles from.
  */
 export function relayMetricsForTests(): RelayMetrics {
-  return registerCatalog(new MeterProvider().getMeter('relay-test'), relayCatalog);
+  return standaloneMetrics(relayCatalog).metrics;
 }
 
 /**

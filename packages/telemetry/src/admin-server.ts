@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { ListenError } from './errors.ts';
 import { type HttpServerHandles, instrumentHttpServer, type RouteClassifier } from './http-metrics.ts';
 import type { Logger } from './logger.ts';
-import { PROMETHEUS_CONTENT_TYPE } from './prometheus-serializer.ts';
+import { LIVENESS_LIMIT_MS, type WorkerState } from './worker-state.ts';
 
 /** The routes of every worker's admin server, for the HTTP route label. */
 export const ADMIN_ROUTES = ['/metrics', '/healthz', '/readyz'] as const;
@@ -15,24 +15,24 @@ export interface AdminServerOptions {
   readonly port: number;
   /** When set, GET /metrics requires `Authorization: Bearer <token>` (a ServiceMonitor can send one). */
   readonly bearerToken?: string | undefined;
-  /** Produces the Prometheus exposition for /metrics. */
-  readonly scrape: () => Promise<string>;
+  /** Answers an authorised GET or HEAD /metrics (metrics-endpoint.ts). */
+  readonly metrics: { serve(request: IncomingMessage, response: ServerResponse): Promise<void> };
+  /** Readiness and heartbeat of the data thread. */
+  readonly state: WorkerState;
   readonly http?: { readonly handles: HttpServerHandles; readonly classify: RouteClassifier } | undefined;
   readonly logger: Logger;
 }
 
-type Readiness = 'starting' | 'ready' | 'stopping';
-
 /**
- * The worker's admin HTTP server: `GET /metrics` (Prometheus pull), `GET /healthz` (liveness: the
- * event loop answers) and `GET /readyz` (503 until the worker serves traffic and again once it
- * shuts down, so that a Service stops routing to it before it stops accepting).
+ * The worker's admin HTTP server, on the telemetry thread: `GET /metrics` (Prometheus pull),
+ * `GET /healthz` (liveness: the data thread's event loop has run within LIVENESS_LIMIT_MS) and
+ * `GET /readyz` (503 until the worker serves traffic and again once it shuts down, so that a
+ * Service stops routing to it before it stops accepting).
  */
 export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #server: Server;
   readonly #expectedAuthorization: Buffer | undefined;
-  #readiness: Readiness = 'starting';
 
   constructor(options: AdminServerOptions) {
     this.#options = options;
@@ -59,21 +59,6 @@ export class AdminServer {
     return this.#server.address() as AddressInfo;
   }
 
-  /** `true` once the worker serves traffic; `false` again from the start of shutdown. */
-  setReady(ready: boolean): void {
-    if (this.#readiness === 'stopping') return;
-    this.#readiness = ready ? 'ready' : 'starting';
-  }
-
-  /** Readiness turns 503 for good: the first step of graceful shutdown. */
-  markStopping(): void {
-    this.#readiness = 'stopping';
-  }
-
-  get readiness(): Readiness {
-    return this.#readiness;
-  }
-
   async close(): Promise<void> {
     if (!this.#server.listening) return;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -91,18 +76,33 @@ export class AdminServer {
     }
     switch (path) {
       case '/healthz':
-        this.#reply(response, 200, 'ok\n');
+        this.#healthz(response);
         return;
-      case '/readyz':
-        if (this.#readiness === 'ready') this.#reply(response, 200, 'ready\n');
-        else this.#reply(response, 503, `${this.#readiness === 'stopping' ? 'shutting down' : 'starting'}\n`);
+      case '/readyz': {
+        const readiness = this.#options.state.readiness;
+        if (readiness === 'ready') this.#reply(response, 200, 'ready\n');
+        else this.#reply(response, 503, `${readiness === 'stopping' ? 'shutting down' : 'starting'}\n`);
         return;
+      }
       case '/metrics':
         this.#metrics(request, response);
         return;
       default:
         this.#reply(response, 404, 'not found: try /metrics, /healthz or /readyz\n');
     }
+  }
+
+  #healthz(response: ServerResponse): void {
+    const silentMs = this.#options.state.silentForMs();
+    if (silentMs <= LIVENESS_LIMIT_MS) {
+      this.#reply(response, 200, 'ok\n');
+      return;
+    }
+    this.#reply(
+      response,
+      503,
+      `the data thread has not run for ${Math.round(silentMs / 1000)} s: its event loop is blocked\n`,
+    );
   }
 
   #metrics(request: IncomingMessage, response: ServerResponse): void {
@@ -112,13 +112,12 @@ export class AdminServer {
       });
       return;
     }
-    this.#options.scrape().then(
-      (text) => this.#reply(response, 200, text, { 'content-type': PROMETHEUS_CONTENT_TYPE }),
-      (error: unknown) => {
-        this.#options.logger.error('collecting metrics for /metrics failed', { error });
+    this.#options.metrics.serve(request, response).catch((error: unknown) => {
+      this.#options.logger.error('answering /metrics failed', { error });
+      if (!response.headersSent)
         this.#reply(response, 500, 'collecting metrics failed; see the worker log\n');
-      },
-    );
+      else response.destroy();
+    });
   }
 
   #authorized(request: IncomingMessage): boolean {

@@ -257,7 +257,7 @@ function checkName(otelName: string, declared: InstrumentDeclaration): void {
   }
 }
 
-function checkUnit(otelName: string, declared: InstrumentDeclaration): void {
+function checkUnit(otelName: string, declared: InstrumentDeclaration, semanticConventions: boolean): void {
   const { unit, kind } = declared;
   if (!PLAIN_UNITS.has(unit) && !ANNOTATION_UNIT.test(unit)) {
     throw new CatalogRuleError(
@@ -266,7 +266,9 @@ function checkUnit(otelName: string, declared: InstrumentDeclaration): void {
       `unit "${unit}" is not allowed: use "s" for durations (never ms), "By" for sizes, "1" for ratios, or an annotation such as "{connection}"`,
     );
   }
-  if (kind === 'gauge' && unit === '1' && !otelName.endsWith('ratio')) {
+  // Semantic-convention names (process.cpu.utilization) are fixed by the spec; the Collector names
+  // them ..._ratio from the unit, as naming.ts does.
+  if (kind === 'gauge' && unit === '1' && !otelName.endsWith('ratio') && !semanticConventions) {
     throw new CatalogRuleError(
       otelName,
       'N6 (ratios)',
@@ -381,7 +383,7 @@ function resolveInstrument(
 ): ResolvedInstrument {
   const otelName = namespace === '' ? key : `${namespace}.${key}`;
   checkName(otelName, declared);
-  checkUnit(otelName, declared);
+  checkUnit(otelName, declared, namespace === '');
   const buckets = checkBuckets(otelName, declared);
   if (declared.description.trim() === '') {
     throw new CatalogRuleError(otelName, 'N10 (documented)', 'every instrument needs a description');

@@ -1,7 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Meter } from '@opentelemetry/api';
 import { type Catalog, defineCatalog, OTHER_VALUE } from './catalog.ts';
-import type { FieldHistogramRegistry } from './field-histograms.ts';
+import type { MetricsWriter } from './metrics-writer.ts';
 import { type CatalogHandles, registerCatalog } from './recorder.ts';
 
 /**
@@ -167,15 +166,11 @@ export function recordHttpRequest(
     .record((performance.now() - startedMs) / 1000);
 }
 
-/** Convenience: the catalog registered on `meter`, with its classifier. */
+/** Convenience: the catalog's cells in `writer`, with its classifier. */
 export function registerHttpServerMetrics(
-  meter: Meter,
+  writer: MetricsWriter,
   catalog: Catalog<HttpServerCatalog['declaration']>,
   routes: readonly string[],
-  histograms?: FieldHistogramRegistry,
 ): { handles: HttpServerHandles; classify: RouteClassifier } {
-  return {
-    handles: registerCatalog(meter, catalog, histograms === undefined ? {} : { histograms }),
-    classify: createRouteClassifier(routes),
-  };
+  return { handles: registerCatalog(writer, catalog), classify: createRouteClassifier(routes) };
 }

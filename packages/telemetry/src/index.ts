@@ -7,6 +7,7 @@ export {
   defineCatalog,
   type InstrumentDeclaration,
   type InstrumentKind,
+  MAX_CONFIGURED_LIMIT,
   MAX_SERIES_PER_INSTRUMENT,
   OTHER_VALUE,
   type ResolvedAttribute,
@@ -24,7 +25,7 @@ export {
   workerConfigSource,
 } from './config.ts';
 export { CatalogRuleError, ConfigError, ListenError, SwitchyardError } from './errors.ts';
-export { FieldHistogram, FieldHistogramRegistry } from './field-histograms.ts';
+export { CONTENT_TYPES, type ExpositionFormat, SDK_DISABLED_EXPOSITION } from './exposition-format.ts';
 export {
   createRouteClassifier,
   HTTP_METHODS,
@@ -38,30 +39,31 @@ export {
 export { type Drainable, handleShutdownSignals, runWorkerMain, type ShutdownOptions } from './lifecycle.ts';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
 export { type ExternalMetric, type ReferenceSection, renderMetricsReference } from './metrics-reference.ts';
+export { type CollectHook, MetricsWriter } from './metrics-writer.ts';
 export { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';
 export type { OtlpPushConfig } from './otlp-push.ts';
 export {
   PROCESS_METRICS,
-  PROCESS_METRICS_SCOPES,
   type ProcessMetricDescription,
+  processCatalog,
+  runtimeCatalog,
 } from './process-metrics.ts';
-export { PROMETHEUS_CONTENT_TYPE, serializePrometheus } from './prometheus-serializer.ts';
+export { serializePrometheus } from './prometheus-serializer.ts';
 export {
   type CatalogHandles,
-  type CollectHook,
   type CountCell,
   type CountFamily,
   type GaugeCell,
   type GaugeFamily,
   type HistogramFamily,
   type HistogramSeries,
-  type RegisterOptions,
   registerCatalog,
 } from './recorder.ts';
 export { DOWNWARD_API_ENV } from './resource.ts';
 export { telemetrySettingsSchema } from './settings.ts';
+export { type StandaloneMetrics, standaloneMetrics } from './standalone-metrics.ts';
 export {
-  SDK_DISABLED_EXPOSITION,
+  type AdminControl,
   startTelemetry,
   type Telemetry,
   type TelemetryOptions,

@@ -6,12 +6,13 @@ import { AggregationTemporalityPreference } from '@opentelemetry/exporter-metric
 import {
   type AggregationOption,
   type AggregationTemporality,
-  InstrumentType,
+  type InstrumentType,
+  type MetricProducer,
   PeriodicExportingMetricReader,
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import type { FieldHistogramRegistry } from './field-histograms.ts';
+import type { TemporalitySelector } from './catalog-producer.ts';
 import type { Logger } from './logger.ts';
 import type { OtelEnvironment } from './otel-env.ts';
 import type { CatalogHandles } from './recorder.ts';
@@ -165,7 +166,8 @@ export interface OtlpReaderOptions {
   readonly otelEnv: OtelEnvironment;
   readonly handles: () => TelemetryHandles;
   readonly logger: Logger;
-  readonly histograms: FieldHistogramRegistry;
+  /** The catalogs' series, with the temporality the exporter asks for per instrument type. */
+  readonly producer: (temporality: TemporalitySelector) => MetricProducer;
 }
 
 /** The push endpoint in force, or undefined when push is off. */
@@ -199,9 +201,7 @@ export function createOtlpReader(options: OtlpReaderOptions): PeriodicExportingM
     exporter: new CountingMetricExporter(exporter, options.handles, options.logger, endpoint),
     exportIntervalMillis: intervalMs,
     exportTimeoutMillis: timeoutMs,
-    // Field-backed histograms, with the temporality this exporter asks for.
-    metricProducers: [
-      options.histograms.producer(exporter.selectAggregationTemporality(InstrumentType.HISTOGRAM)),
-    ],
+    // The catalogs' cells, with the temporality this exporter asks for.
+    metricProducers: [options.producer((type) => exporter.selectAggregationTemporality(type))],
   });
 }

@@ -5,34 +5,31 @@ import {
   AggregationTemporality,
   DataPointType,
   type Histogram,
-  MeterProvider,
   type MetricData,
-  MetricReader,
-  type MetricReaderOptions,
 } from '@opentelemetry/sdk-metrics';
+import { catalogProducer } from './catalog-producer.ts';
+import { CollectionHub } from './collection-hub.ts';
+import { MetricsWriter } from './metrics-writer.ts';
 import {
   PROCESS_METRICS,
-  PROCESS_METRICS_SCOPES,
   type ProcessMetricDescription,
-  type ProcessMetrics,
+  processCatalog,
+  runtimeCatalog,
+  type Sampler,
   startProcessMetrics,
+  startRuntimeMetrics,
 } from './process-metrics.ts';
-
-class ManualReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-}
+import { SeriesRegistry } from './series-registry.ts';
 
 interface CollectedMetric {
-  readonly scope: string;
   readonly metric: MetricData;
 }
 
 interface Harness {
-  readonly processMetrics: ProcessMetrics;
+  readonly samplers: readonly Sampler[];
   collect(): Promise<Map<string, CollectedMetric>>;
   /**
-   * Collects until the event-loop delay gauges report: they stay empty until the 10 ms histogram
+   * Collects until the event-loop delay gauges report: they stay at zero until the 10 ms histogram
    * holds 5 samples, which takes far longer than 50 ms on a loaded machine.
    */
   collectOnceDelaySampled(): Promise<Map<string, CollectedMetric>>;
@@ -42,34 +39,40 @@ const DELAY_SAMPLING_DEADLINE_MS = 10_000;
 /** Long enough for the delay timer, GC entries and CPU time to move if anything still collected them. */
 const QUIET_AFTER_STOP_MS = 100;
 
-function startHarness(t: TestContext, readerOptions?: MetricReaderOptions): Harness {
-  const reader = new ManualReader(readerOptions);
-  const meterProvider = new MeterProvider({ readers: [reader] });
-  const processMetrics = startProcessMetrics(meterProvider);
-  // v8js.resource.active only lists resource types it has seen; a timer makes one.
+/** Both samplers in one writer, read through the same hub and producer as the OTLP push. */
+function startHarness(t: TestContext, temporality = AggregationTemporality.CUMULATIVE): Harness {
+  const writer = new MetricsWriter();
+  const samplers = [startRuntimeMetrics(writer), startProcessMetrics(writer)];
+  const hub = new CollectionHub(
+    new SeriesRegistry([...processCatalog.instruments, ...runtimeCatalog.instruments]),
+    writer,
+    5_000,
+  );
+  const producer = catalogProducer({ hub, scope: { name: 'test' }, temporality: () => temporality });
+  // A timer, so that v8js.resource.active has a Timeout to count.
   const keepAlive = setInterval(() => {}, 60_000);
-  t.after(async () => {
+  t.after(() => {
     clearInterval(keepAlive);
-    processMetrics.stop();
-    await meterProvider.shutdown();
+    for (const sampler of samplers) sampler.stop();
   });
   const collect = async (): Promise<Map<string, CollectedMetric>> => {
-    const { resourceMetrics, errors } = await reader.collect();
+    const { resourceMetrics, errors } = await producer.collect();
     assert.deepEqual(errors, []);
     const collected = new Map<string, CollectedMetric>();
-    for (const { scope, metrics } of resourceMetrics.scopeMetrics) {
-      for (const metric of metrics) collected.set(metric.descriptor.name, { scope: scope.name, metric });
+    for (const { metrics } of resourceMetrics.scopeMetrics) {
+      for (const metric of metrics) collected.set(metric.descriptor.name, { metric });
     }
     return collected;
   };
   return {
-    processMetrics,
+    samplers,
     collect,
     async collectOnceDelaySampled() {
       const deadline = performance.now() + DELAY_SAMPLING_DEADLINE_MS;
       for (;;) {
         const collected = await collect();
-        if (collected.has('nodejs.eventloop.delay.max') || performance.now() > deadline) return collected;
+        const max = collected.get('nodejs.eventloop.delay.max')?.metric.dataPoints[0]?.value;
+        if ((max as number) > 0 || performance.now() > deadline) return collected;
         await sleep(20);
       }
     },
@@ -113,7 +116,6 @@ function burnCpu(durationMs: number): void {
 type PointKind = ProcessMetricDescription['kind'] | 'exponential histogram';
 
 interface ExpectedMetric {
-  readonly scope: string;
   readonly name: string;
   readonly unit: string;
   readonly kind: PointKind;
@@ -137,10 +139,9 @@ function pointKind(metric: MetricData): PointKind {
   }
 }
 
-function descriptionOf({ scope, metric }: CollectedMetric): ExpectedMetric {
+function descriptionOf({ metric }: CollectedMetric): ExpectedMetric {
   const keys = new Set(metric.dataPoints.flatMap((point) => Object.keys(point.attributes)));
   return {
-    scope,
     name: metric.descriptor.name,
     unit: metric.descriptor.unit,
     kind: pointKind(metric),
@@ -172,14 +173,6 @@ test('produces no system or network metrics', async (t) => {
     names.filter((name) => !/^(process|nodejs|v8js)\./.test(name)),
     [],
   );
-});
-
-test('records metrics under exactly the scopes of PROCESS_METRICS_SCOPES', async (t) => {
-  const harness = startHarness(t);
-
-  const scopes = new Set([...(await harness.collect()).values()].map(({ scope }) => scope));
-
-  assert.deepEqual([...scopes].sort(), [...PROCESS_METRICS_SCOPES].sort());
 });
 
 test('reports process CPU time by user and system state and a non-zero resident memory', async (t) => {
@@ -273,7 +266,7 @@ test('reads nothing from the process after stop', async (t) => {
   rss.mock.resetCalls();
   activeResources.mock.resetCalls();
 
-  harness.processMetrics.stop();
+  for (const sampler of harness.samplers) sampler.stop();
   await harness.collect();
 
   assert.equal(cpuUsage.mock.callCount(), 0);
@@ -286,7 +279,7 @@ test('keeps cumulative values frozen after stop despite CPU work and garbage col
   churnYoungGeneration();
   const before = await harness.collectOnceDelaySampled();
 
-  harness.processMetrics.stop();
+  for (const sampler of harness.samplers) sampler.stop();
   burnCpu(20);
   churnYoungGeneration();
   await sleep(QUIET_AFTER_STOP_MS);
@@ -298,26 +291,28 @@ test('keeps cumulative values frozen after stop despite CPU work and garbage col
   assert.equal(gcCount(after), gcCount(before));
 });
 
-test('leaves a delta reader with no data points after stop', async (t) => {
-  const harness = startHarness(t, { aggregationTemporalitySelector: () => AggregationTemporality.DELTA });
+test('gives a delta reader zero counts and no GC points after stop', async (t) => {
+  const harness = startHarness(t, AggregationTemporality.DELTA);
   assert.ok((await harness.collect()).size > 0);
 
-  harness.processMetrics.stop();
+  for (const sampler of harness.samplers) sampler.stop();
   burnCpu(20);
   churnYoungGeneration();
   await sleep(QUIET_AFTER_STOP_MS);
 
   const after = await harness.collect();
-  const points = [...after.values()].flatMap(({ metric }) =>
-    metric.dataPoints.map(() => metric.descriptor.name),
-  );
-  assert.deepEqual(points, []);
+  assert.equal(after.has('v8js.gc.duration'), false);
+  for (const name of ['process.cpu.time', 'nodejs.eventloop.time']) {
+    assert.deepEqual(new Set(numberValues(metricNamed(after, name))), new Set([0]), name);
+  }
 });
 
 test('can be stopped twice', (t) => {
   const harness = startHarness(t);
 
-  harness.processMetrics.stop();
+  for (const sampler of harness.samplers) sampler.stop();
 
-  assert.doesNotThrow(() => harness.processMetrics.stop());
+  assert.doesNotThrow(() => {
+    for (const sampler of harness.samplers) sampler.stop();
+  });
 });

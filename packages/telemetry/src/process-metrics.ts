@@ -1,43 +1,200 @@
-import type {
-  BatchObservableCallback,
-  Counter,
-  Gauge,
-  Histogram,
-  Meter,
-  MeterOptions,
-  MeterProvider,
-  MetricOptions,
-  Observable,
-  ObservableCounter,
-  ObservableGauge,
-  ObservableUpDownCounter,
-  UpDownCounter,
-} from '@opentelemetry/api';
-import { HostMetrics } from '@opentelemetry/host-metrics';
-import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
+import os from 'node:os';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import { type Catalog, type CatalogDeclaration, defineCatalog, OTHER_VALUE } from './catalog.ts';
+import type { MetricsWriter } from './metrics-writer.ts';
+import { type CatalogHandles, type GaugeCell, registerCatalog } from './recorder.ts';
 
 /**
- * Process metrics of the Node process, under their OpenTelemetry semantic-convention names
- * (`process.*`, `nodejs.eventloop.*`, `v8js.*`), outside Switchyard's namespace:
+ * Process and runtime metrics under their OpenTelemetry semantic-convention names (`process.*`,
+ * `nodejs.eventloop.*`, `v8js.*`), outside Switchyard's namespace, recorded into cells like every
+ * catalog:
  *
- * - `@opentelemetry/host-metrics`, limited to its `process.cpu` and `process.memory` groups: CPU time
- *   and utilization, resident memory. Its system CPU, system memory and network groups stay off.
- * - `@opentelemetry/instrumentation-runtime-node`: event-loop delay, utilization and time, V8 heap
- *   spaces, GC durations, active libuv resources.
+ * - `runtimeCatalog`, sampled on the data thread, because it describes that thread: event-loop
+ *   delay, utilization and time, its V8 heap spaces, its GC pauses, its active libuv resources.
+ *   A telemetry thread that measured its own loop would report a loop that carries no traffic.
+ * - `processCatalog`, sampled on the telemetry thread, because it is process-wide: CPU time and
+ *   utilization, resident memory.
+ *
+ * They follow what `@opentelemetry/instrumentation-runtime-node` 0.37 and
+ * `@opentelemetry/host-metrics` 0.39 (process groups) recorded before the telemetry thread existed,
+ * with the semantic conventions' units where host-metrics gave none (`process.cpu.utilization` is
+ * `1`, `process.memory.usage` is `By`). The gauges that cover "since the previous collection" (CPU
+ * utilization, event-loop utilization and delay) cover the time since the previous collection by
+ * any reader: with pull and push both on, each sees part of the window.
  */
 
-const HOST_METRICS_SCOPE = '@opentelemetry/host-metrics';
-const RUNTIME_NODE_SCOPE = '@opentelemetry/instrumentation-runtime-node';
+const cpuState = { description: 'user or system CPU time.', values: ['user', 'system'] } as const;
 
-/** The instrumentation scope (meter) names the process metrics are recorded under. */
-export const PROCESS_METRICS_SCOPES: readonly string[] = Object.freeze([
-  HOST_METRICS_SCOPE,
-  RUNTIME_NODE_SCOPE,
-]);
+export const processCatalog = defineCatalog({
+  namespace: 'process',
+  semanticConventions: true,
+  instruments: {
+    'process.cpu.time': {
+      kind: 'counter',
+      unit: 's',
+      description: 'CPU time used by the process, by state (user, system).',
+      attributes: { 'process.cpu.state': cpuState },
+    },
+    'process.cpu.utilization': {
+      kind: 'gauge',
+      unit: '1',
+      description:
+        'Share of all the machine’s CPUs the process used since the previous collection, by state (1 = every CPU busy).',
+      attributes: { 'process.cpu.state': cpuState },
+    },
+    'process.memory.usage': {
+      kind: 'gauge',
+      unit: 'By',
+      description: 'Resident set size of the process.',
+    },
+  },
+});
 
-/** What the pinned upstream packages record, for docs/metrics.md; a test checks it against a real collection. */
+/** V8's heap spaces (Node 24); a space a later V8 adds is `other` until listed here. */
+const HEAP_SPACES = [
+  'read_only_space',
+  'new_space',
+  'old_space',
+  'code_space',
+  'shared_space',
+  'trusted_space',
+  'shared_trusted_space',
+  'new_large_object_space',
+  'large_object_space',
+  'code_large_object_space',
+  'shared_large_object_space',
+  'shared_trusted_large_object_space',
+  'trusted_large_object_space',
+] as const;
+
+/** Resource types `process.getActiveResourcesInfo()` names in a Switchyard worker, and `other`. */
+const RESOURCE_TYPES = [
+  'TCPWrap',
+  'TCPServerWrap',
+  'TCPConnectWrap',
+  'PipeWrap',
+  'PipeServerWrap',
+  'PipeConnectWrap',
+  'TTYWrap',
+  'UDPWrap',
+  'TLSWrap',
+  'Timeout',
+  'Immediate',
+  'FSReqCallback',
+  'FSReqPromise',
+  'FileHandle',
+  'FSEventWrap',
+  'StatWatcher',
+  'GetAddrInfoReqWrap',
+  'GetNameInfoReqWrap',
+  'QueryReqWrap',
+  'ShutdownWrap',
+  'WriteWrap',
+  'ProcessWrap',
+  'SignalWrap',
+  'MessagePort',
+  'Worker',
+  'ZlibWrap',
+  'Http2Session',
+  OTHER_VALUE,
+] as const;
+
+const heapSpace = {
+  'v8js.heap.space.name': {
+    description: 'V8 heap space; spaces this list lacks are other.',
+    values: HEAP_SPACES,
+  },
+} as const;
+
+const delayGauge = (statistic: string) =>
+  ({
+    kind: 'gauge',
+    unit: 's',
+    description: `Event-loop delay ${statistic} since the previous collection (an idle loop reads about 0.010 s: the sampling timer).`,
+  }) as const;
+
+/** Semantic conventions' recommended boundaries for v8js.gc.duration, as runtime-node used them. */
+const GC_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+export const runtimeCatalog = defineCatalog({
+  namespace: 'runtime',
+  semanticConventions: true,
+  instruments: {
+    'nodejs.eventloop.utilization': {
+      kind: 'gauge',
+      unit: '1',
+      description: 'Event-loop utilization of the data thread since the previous collection.',
+    },
+    'nodejs.eventloop.time': {
+      kind: 'counter',
+      unit: 's',
+      description: 'Time the data thread’s event loop spent active and idle.',
+      attributes: {
+        'nodejs.eventloop.state': { description: 'active or idle.', values: ['active', 'idle'] },
+      },
+    },
+    'nodejs.eventloop.delay.min': delayGauge('min'),
+    'nodejs.eventloop.delay.max': delayGauge('max'),
+    'nodejs.eventloop.delay.mean': delayGauge('mean'),
+    'nodejs.eventloop.delay.stddev': delayGauge('stddev'),
+    'nodejs.eventloop.delay.p50': delayGauge('p50'),
+    'nodejs.eventloop.delay.p90': delayGauge('p90'),
+    'nodejs.eventloop.delay.p99': delayGauge('p99'),
+    'v8js.gc.duration': {
+      kind: 'histogram',
+      unit: 's',
+      description:
+        'Garbage-collection pauses of the data thread, by kind (major, minor, incremental, weakcb).',
+      buckets: GC_DURATION_BUCKETS,
+      attributes: {
+        'v8js.gc.type': {
+          description: 'Kind of collection.',
+          values: ['major', 'minor', 'incremental', 'weakcb'],
+        },
+      },
+    },
+    'v8js.memory.heap.space.size': {
+      kind: 'updown_counter',
+      unit: 'By',
+      description: 'Size of each V8 heap space of the data thread.',
+      attributes: heapSpace,
+    },
+    'v8js.memory.heap.used': {
+      kind: 'gauge',
+      unit: 'By',
+      description: 'Bytes used in each V8 heap space of the data thread.',
+      attributes: heapSpace,
+    },
+    'v8js.memory.heap.space.available_size': {
+      kind: 'gauge',
+      unit: 'By',
+      description: 'Bytes still available in each V8 heap space of the data thread.',
+      attributes: heapSpace,
+    },
+    'v8js.memory.heap.space.physical_size': {
+      kind: 'gauge',
+      unit: 'By',
+      description: 'Physical memory committed to each V8 heap space of the data thread.',
+      attributes: heapSpace,
+    },
+    'v8js.resource.active': {
+      kind: 'gauge',
+      unit: '{resource}',
+      description: 'Active libuv resources of the data thread (timers, sockets, servers) by type.',
+      attributes: {
+        'v8js.resource.type': {
+          description:
+            'Resource type as process.getActiveResourcesInfo() names it; unlisted types are other.',
+          values: RESOURCE_TYPES,
+        },
+      },
+    },
+  },
+});
+
+/** What docs/metrics.md and the naming tests list of the process and runtime metrics. */
 export interface ProcessMetricDescription {
-  readonly scope: string;
   readonly name: string;
   readonly unit: string;
   readonly kind: 'counter' | 'up-down counter' | 'gauge' | 'histogram';
@@ -45,235 +202,190 @@ export interface ProcessMetricDescription {
   readonly description: string;
 }
 
-const delayGauge = (statistic: string): ProcessMetricDescription => ({
-  scope: RUNTIME_NODE_SCOPE,
-  name: `nodejs.eventloop.delay.${statistic}`,
-  unit: 's',
-  kind: 'gauge',
-  attributeKeys: [],
-  description: `Event-loop delay ${statistic} since the previous collection (an idle loop reads about 0.010 s: the sampling timer).`,
-});
+function describe(catalog: Catalog<CatalogDeclaration>): ProcessMetricDescription[] {
+  return catalog.instruments.map((instrument) => ({
+    name: instrument.otelName,
+    unit: instrument.unit,
+    kind: instrument.kind === 'updown_counter' ? 'up-down counter' : instrument.kind,
+    attributeKeys: instrument.attributes.map((attribute) => attribute.key),
+    description: instrument.description,
+  }));
+}
 
-const heapSpaceMetric = (
-  name: string,
-  kind: ProcessMetricDescription['kind'],
-  description: string,
-): ProcessMetricDescription => ({
-  scope: RUNTIME_NODE_SCOPE,
-  name,
-  unit: 'By',
-  kind,
-  attributeKeys: ['v8js.heap.space.name'],
-  description,
-});
-
-// host-metrics 0.39.0 gives process.cpu.utilization and process.memory.usage no unit (semantic
-// conventions say `1` and `By`), so neither gets a unit suffix on either path.
 export const PROCESS_METRICS: readonly ProcessMetricDescription[] = Object.freeze([
-  {
-    scope: HOST_METRICS_SCOPE,
-    name: 'process.cpu.time',
-    unit: 's',
-    kind: 'counter',
-    attributeKeys: ['process.cpu.state'],
-    description: 'CPU time used by the process, by state (user, system).',
-  },
-  {
-    scope: HOST_METRICS_SCOPE,
-    name: 'process.cpu.utilization',
-    unit: '',
-    kind: 'gauge',
-    attributeKeys: ['process.cpu.state'],
-    description: 'Share of one CPU used since the previous collection, by state.',
-  },
-  {
-    scope: HOST_METRICS_SCOPE,
-    name: 'process.memory.usage',
-    unit: '',
-    kind: 'gauge',
-    attributeKeys: [],
-    description: 'Resident set size of the process, in bytes.',
-  },
-  {
-    scope: RUNTIME_NODE_SCOPE,
-    name: 'nodejs.eventloop.utilization',
-    unit: '1',
-    kind: 'gauge',
-    attributeKeys: [],
-    description: 'Event-loop utilization since the previous collection.',
-  },
-  {
-    scope: RUNTIME_NODE_SCOPE,
-    name: 'nodejs.eventloop.time',
-    unit: 's',
-    kind: 'counter',
-    attributeKeys: ['nodejs.eventloop.state'],
-    description: 'Time the event loop spent active and idle.',
-  },
-  delayGauge('min'),
-  delayGauge('max'),
-  delayGauge('mean'),
-  delayGauge('stddev'),
-  delayGauge('p50'),
-  delayGauge('p90'),
-  delayGauge('p99'),
-  {
-    scope: RUNTIME_NODE_SCOPE,
-    name: 'v8js.gc.duration',
-    unit: 's',
-    kind: 'histogram',
-    attributeKeys: ['v8js.gc.type'],
-    description: 'Garbage-collection pauses, by kind (minor, major, incremental, weakcb).',
-  },
-  heapSpaceMetric('v8js.memory.heap.space.size', 'up-down counter', 'Size of each V8 heap space.'),
-  heapSpaceMetric('v8js.memory.heap.used', 'gauge', 'Bytes used in each V8 heap space.'),
-  heapSpaceMetric(
-    'v8js.memory.heap.space.available_size',
-    'gauge',
-    'Bytes still available in each V8 heap space.',
-  ),
-  heapSpaceMetric(
-    'v8js.memory.heap.space.physical_size',
-    'gauge',
-    'Physical memory committed to each V8 heap space.',
-  ),
-  {
-    scope: RUNTIME_NODE_SCOPE,
-    name: 'v8js.resource.active',
-    unit: '{resource}',
-    kind: 'gauge',
-    attributeKeys: ['v8js.resource.type'],
-    description: 'Active libuv resources (timers, sockets, servers) by type.',
-  },
+  ...describe(processCatalog),
+  ...describe(runtimeCatalog),
 ]);
-
-const HOST_METRIC_GROUPS = ['process.cpu', 'process.memory'];
 
 /**
  * Sampling interval of the event-loop delay histogram (`perf_hooks.monitorEventLoopDelay`). A
  * 10 ms timer costs 100 wake-ups a second, nothing next to a busy worker, and still sees the
  * stalls that matter to network latency. The histogram records the time between timer ticks, so
  * an idle loop reports delays of about 0.010 s; a stall is the excess over that. The delay gauges
- * stay empty until the histogram holds 5 samples, at least 50 ms after start.
+ * keep their previous values until the histogram holds 5 samples.
  */
 const EVENT_LOOP_DELAY_RESOLUTION_MS = 10;
 
-export interface ProcessMetrics {
-  /** Stops every collector; later collections observe nothing new from this process. Idempotent. */
+const GC_KINDS: Readonly<Record<number, string>> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+export interface Sampler {
+  /** Stops sampling (timers, observers, collect hooks); the cells keep their last values. Idempotent. */
   stop(): void;
 }
 
-/**
- * Starts collecting process metrics into `meterProvider` until `stop()`.
- *
- * `process.cpu.utilization`, `nodejs.eventloop.utilization` and the `nodejs.eventloop.delay.*`
- * gauges cover the window since the previous collection by any reader: with two readers (a
- * Prometheus pull and an OTLP push), each sees only the part since the other's last read. For
- * `process.cpu.utilization` that window is shared by every provider in the process.
- */
-export function startProcessMetrics(meterProvider: MeterProvider): ProcessMetrics {
-  const hostMeterProvider = new RevocableMeterProvider(meterProvider);
-  new HostMetrics({
-    meterProvider: hostMeterProvider,
-    name: HOST_METRICS_SCOPE,
-    metricGroups: HOST_METRIC_GROUPS,
-  }).start();
+type RuntimeHandles = CatalogHandles<(typeof runtimeCatalog)['declaration']>;
 
-  // Created disabled so that its collectors (delay timer, GC observer) start only once their
-  // instruments exist on this provider.
-  const runtime = new RuntimeNodeInstrumentation({
-    enabled: false,
-    monitoringPrecision: EVENT_LOOP_DELAY_RESOLUTION_MS,
+/** Cells of a family with one attribute, resolved the first time each value is seen. */
+function cellsByValue<K extends string>(
+  family: { cell(attributes: Readonly<Record<K, string>>): GaugeCell | { value: number } },
+  key: K,
+): (value: string) => { value: number } {
+  const cells = new Map<string, { value: number }>();
+  return (value) => {
+    let cell = cells.get(value);
+    if (cell === undefined) {
+      cell = family.cell({ [key]: value } as Record<K, string>);
+      cells.set(value, cell);
+    }
+    return cell;
+  };
+}
+
+function sampleEventLoop(handles: RuntimeHandles, running: () => boolean): Sampler {
+  const utilization = handles['nodejs.eventloop.utilization'].cell();
+  const active = handles['nodejs.eventloop.time'].cell({ 'nodejs.eventloop.state': 'active' });
+  const idle = handles['nodejs.eventloop.time'].cell({ 'nodejs.eventloop.state': 'idle' });
+  const delay = monitorEventLoopDelay({ resolution: EVENT_LOOP_DELAY_RESOLUTION_MS });
+  delay.enable();
+  const gauges = {
+    min: handles['nodejs.eventloop.delay.min'].cell(),
+    max: handles['nodejs.eventloop.delay.max'].cell(),
+    mean: handles['nodejs.eventloop.delay.mean'].cell(),
+    stddev: handles['nodejs.eventloop.delay.stddev'].cell(),
+    p50: handles['nodejs.eventloop.delay.p50'].cell(),
+    p90: handles['nodejs.eventloop.delay.p90'].cell(),
+    p99: handles['nodejs.eventloop.delay.p99'].cell(),
+  };
+  const seconds = (ns: number) => (Number.isNaN(ns) ? 0 : ns / 1e9);
+  let last = performance.eventLoopUtilization();
+  handles['nodejs.eventloop.utilization'].onCollect(() => {
+    if (!running()) return;
+    const now = performance.eventLoopUtilization();
+    utilization.set(performance.eventLoopUtilization(now, last).utilization);
+    last = now;
+    active.value = now.active / 1000;
+    idle.value = now.idle / 1000;
+    if (delay.count < 5) return;
+    gauges.min.set(seconds(delay.min));
+    gauges.max.set(seconds(delay.max));
+    gauges.mean.set(seconds(delay.mean));
+    gauges.stddev.set(seconds(delay.stddev));
+    gauges.p50.set(seconds(delay.percentile(50)));
+    gauges.p90.set(seconds(delay.percentile(90)));
+    gauges.p99.set(seconds(delay.percentile(99)));
+    delay.reset();
   });
-  runtime.setMeterProvider(meterProvider);
-  runtime.enable();
+  return { stop: () => delay.disable() };
+}
 
+function sampleGc(handles: RuntimeHandles): Sampler {
+  const family = handles['v8js.gc.duration'];
+  const series = new Map(
+    Object.entries(GC_KINDS).map(([kind, name]) => [Number(kind), family.series({ 'v8js.gc.type': name })]),
+  );
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+      series.get(kind ?? -1)?.record(entry.duration / 1000);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return { stop: () => observer.disconnect() };
+}
+
+function sampleHeapAndResources(handles: RuntimeHandles, running: () => boolean): void {
+  const name = 'v8js.heap.space.name';
+  const size = cellsByValue(handles['v8js.memory.heap.space.size'], name);
+  const used = cellsByValue(handles['v8js.memory.heap.used'], name);
+  const available = cellsByValue(handles['v8js.memory.heap.space.available_size'], name);
+  const physical = cellsByValue(handles['v8js.memory.heap.space.physical_size'], name);
+  const resources = cellsByValue(handles['v8js.resource.active'], 'v8js.resource.type');
+  const seenTypes = new Set<string>();
+  handles['v8js.memory.heap.used'].onCollect(() => {
+    if (!running()) return;
+    for (const space of v8.getHeapSpaceStatistics()) {
+      size(space.space_name).value = space.space_size;
+      used(space.space_name).value = space.space_used_size;
+      available(space.space_name).value = space.space_available_size;
+      physical(space.space_name).value = space.physical_space_size;
+    }
+    const counts = new Map<string, number>();
+    for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1);
+    for (const type of counts.keys()) seenTypes.add(type);
+    // Unlisted types share `other`: sum them rather than let the last one win.
+    const totals = new Map<{ value: number }, number>();
+    for (const type of seenTypes) {
+      const cell = resources(type);
+      totals.set(cell, (totals.get(cell) ?? 0) + (counts.get(type) ?? 0));
+    }
+    for (const [cell, total] of totals) cell.value = total;
+  });
+}
+
+/** Starts the data thread's runtime metrics in `writer`: sampled at each snapshot, GC as it happens. */
+export function startRuntimeMetrics(writer: MetricsWriter): Sampler {
+  const handles = registerCatalog(writer, runtimeCatalog);
   let stopped = false;
+  const running = () => !stopped;
+  const eventLoop = sampleEventLoop(handles, running);
+  const gc = sampleGc(handles);
+  sampleHeapAndResources(handles, running);
   return {
     stop() {
       if (stopped) return;
       stopped = true;
-      hostMeterProvider.revoke();
-      // Its observable callbacks stay registered but return before reading anything; disable()
-      // also stops the delay histogram timer and the GC observer.
-      runtime.disable();
+      eventLoop.stop();
+      gc.stop();
     },
   };
 }
 
-/**
- * HostMetrics has no stop: its one batch callback stays on the meter for the provider's lifetime.
- * Handing it this provider lets us remove that callback.
- */
-class RevocableMeterProvider implements MeterProvider {
-  readonly #meterProvider: MeterProvider;
-  readonly #meters: RevocableMeter[] = [];
-
-  constructor(meterProvider: MeterProvider) {
-    this.#meterProvider = meterProvider;
-  }
-
-  getMeter(name: string, version?: string, options?: MeterOptions): Meter {
-    const meter = new RevocableMeter(this.#meterProvider.getMeter(name, version, options));
-    this.#meters.push(meter);
-    return meter;
-  }
-
-  revoke(): void {
-    for (const meter of this.#meters) meter.revoke();
-  }
-}
-
-class RevocableMeter implements Meter {
-  readonly #meter: Meter;
-  readonly #batchCallbacks = new Map<BatchObservableCallback, Observable[]>();
-
-  constructor(meter: Meter) {
-    this.#meter = meter;
-  }
-
-  revoke(): void {
-    for (const [callback, observables] of this.#batchCallbacks) {
-      this.#meter.removeBatchObservableCallback(callback, observables);
+/** Starts the process-wide metrics in `writer` (the telemetry thread's), sampled at each snapshot. */
+export function startProcessMetrics(writer: MetricsWriter): Sampler {
+  const handles = registerCatalog(writer, processCatalog);
+  const time = handles['process.cpu.time'];
+  const share = handles['process.cpu.utilization'];
+  const cells = {
+    user: time.cell({ 'process.cpu.state': 'user' }),
+    system: time.cell({ 'process.cpu.state': 'system' }),
+    userShare: share.cell({ 'process.cpu.state': 'user' }),
+    systemShare: share.cell({ 'process.cpu.state': 'system' }),
+    rss: handles['process.memory.usage'].cell(),
+  };
+  const cpus = Math.max(1, os.availableParallelism());
+  let last = { atMs: performance.now(), usage: process.cpuUsage() };
+  let stopped = false;
+  time.onCollect(() => {
+    if (stopped) return;
+    const now = { atMs: performance.now(), usage: process.cpuUsage() };
+    const elapsedMicros = (now.atMs - last.atMs) * 1000 * cpus;
+    cells.user.value = now.usage.user / 1e6;
+    cells.system.value = now.usage.system / 1e6;
+    if (elapsedMicros > 0) {
+      cells.userShare.set((now.usage.user - last.usage.user) / elapsedMicros);
+      cells.systemShare.set((now.usage.system - last.usage.system) / elapsedMicros);
     }
-    this.#batchCallbacks.clear();
-  }
-
-  addBatchObservableCallback(callback: BatchObservableCallback, observables: Observable[]): void {
-    this.#batchCallbacks.set(callback, observables);
-    this.#meter.addBatchObservableCallback(callback, observables);
-  }
-
-  removeBatchObservableCallback(callback: BatchObservableCallback, observables: Observable[]): void {
-    this.#batchCallbacks.delete(callback);
-    this.#meter.removeBatchObservableCallback(callback, observables);
-  }
-
-  createGauge(name: string, options?: MetricOptions): Gauge {
-    return this.#meter.createGauge(name, options);
-  }
-
-  createHistogram(name: string, options?: MetricOptions): Histogram {
-    return this.#meter.createHistogram(name, options);
-  }
-
-  createCounter(name: string, options?: MetricOptions): Counter {
-    return this.#meter.createCounter(name, options);
-  }
-
-  createUpDownCounter(name: string, options?: MetricOptions): UpDownCounter {
-    return this.#meter.createUpDownCounter(name, options);
-  }
-
-  createObservableGauge(name: string, options?: MetricOptions): ObservableGauge {
-    return this.#meter.createObservableGauge(name, options);
-  }
-
-  createObservableCounter(name: string, options?: MetricOptions): ObservableCounter {
-    return this.#meter.createObservableCounter(name, options);
-  }
-
-  createObservableUpDownCounter(name: string, options?: MetricOptions): ObservableUpDownCounter {
-    return this.#meter.createObservableUpDownCounter(name, options);
-  }
+    last = now;
+    cells.rss.set(process.memoryUsage.rss());
+  });
+  return {
+    stop: () => {
+      stopped = true;
+    },
+  };
 }

@@ -5,29 +5,46 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import {
+  braces,
+  type ExpositionFormat,
+  type FamilyType,
+  familyHeader,
+  formatLe,
+  formatSampleValue,
+  labelPairs,
+  OPENMETRICS_EOF,
+  targetInfo,
+} from './exposition-format.ts';
 import { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';
 
 /**
- * Prometheus text exposition (format 0.0.4) of collected OpenTelemetry metrics, named by the same
- * rules the OpenTelemetry Collector's Prometheus exporter applies (naming.ts), so that a metric
- * reads the same whether it was scraped from a worker or pushed through a Collector.
+ * Prometheus text (0.0.4 or OpenMetrics 1.0) of metrics collected by the OpenTelemetry SDK, named
+ * by the same rules as the catalogs (naming.ts) and the Collector's Prometheus exporter.
  *
- * `@opentelemetry/exporter-prometheus` appends `_total` but no unit suffix and offers no hook to
- * change that, so we use it only as the reader and serialize its collected data here.
+ * The catalogs never pass through here: exposition.ts writes them from shared-memory snapshots with
+ * line prefixes built once. This serializer covers what the SDK itself collects on the telemetry
+ * thread (instruments created through `@opentelemetry/api` by libraries), so that nothing recorded
+ * into the process's MeterProvider is left off /metrics.
  *
- * Deliberately left out: the `otel_scope_name`/`otel_scope_version` labels on every line. Each
- * Switchyard worker records through one meter whose instrument names already carry the worker's
- * namespace, and the process metrics have unique semantic-convention names, so the scope adds bytes
- * to every sample and no information (docs/telemetry.md).
+ * Deliberately left out: the `otel_scope_name`/`otel_scope_version` labels on every line
+ * (docs/telemetry.md).
  */
-
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 interface Family {
   readonly name: string;
-  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly type: FamilyType;
   readonly help: string;
+  readonly unit: string;
   readonly lines: string[];
+}
+
+/** Why a metric was left out of the exposition; a closed set, counted by the telemetry catalog. */
+export type SkipReason = 'exponential_histogram' | 'name_clash';
+
+export interface SkippedMetric {
+  readonly name: string;
+  readonly reason: SkipReason;
 }
 
 function shapeOf(metric: MetricData): PrometheusMetricShape {
@@ -43,112 +60,118 @@ function shapeOf(metric: MetricData): PrometheusMetricShape {
   }
 }
 
-function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function escapeHelp(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
 function attributeText(value: AttributeValue | undefined): string {
   if (typeof value === 'string') return value;
   if (Array.isArray(value)) return JSON.stringify(value);
   return String(value);
 }
 
-export function formatSampleValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Number.POSITIVE_INFINITY) return '+Inf';
-  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
-  return String(value);
-}
-
-function labelText(attributes: Attributes, extra?: string): string {
-  const pairs: string[] = [];
-  for (const key of Object.keys(attributes).sort()) {
+/** Label pairs of an attribute set, sorted by label name, escaped, without braces. */
+export function attributePairs(attributes: Attributes): string {
+  const pairs: Array<[string, string]> = [];
+  for (const key of Object.keys(attributes)) {
     const value = attributes[key];
-    if (value === undefined) continue;
-    pairs.push(`${prometheusLabelName(key)}="${escapeLabelValue(attributeText(value))}"`);
+    if (value !== undefined) pairs.push([prometheusLabelName(key), attributeText(value)]);
   }
-  if (extra !== undefined) pairs.push(extra);
-  return pairs.length === 0 ? '' : `{${pairs.join(',')}}`;
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return labelPairs(pairs);
 }
 
-function histogramLines(name: string, attributes: Attributes, histogram: Histogram, lines: string[]): void {
+function histogramLines(
+  name: string,
+  pairs: string,
+  histogram: Histogram,
+  format: ExpositionFormat,
+  lines: string[],
+): void {
   const { boundaries, counts } = histogram.buckets;
   let cumulative = 0;
   for (let i = 0; i < boundaries.length; i++) {
     cumulative += counts[i] ?? 0;
     lines.push(
-      `${name}_bucket${labelText(attributes, `le="${formatSampleValue(boundaries[i] as number)}"`)} ${cumulative}`,
+      `${name}_bucket${braces(pairs, `le="${formatLe(boundaries[i] as number, format)}"`)} ${cumulative}`,
     );
   }
-  lines.push(`${name}_bucket${labelText(attributes, 'le="+Inf"')} ${histogram.count}`);
-  lines.push(`${name}_sum${labelText(attributes)} ${formatSampleValue(histogram.sum ?? 0)}`);
-  lines.push(`${name}_count${labelText(attributes)} ${histogram.count}`);
+  lines.push(`${name}_bucket${braces(pairs, 'le="+Inf"')} ${histogram.count}`);
+  lines.push(`${name}_sum${braces(pairs)} ${formatSampleValue(histogram.sum ?? 0)}`);
+  lines.push(`${name}_count${braces(pairs)} ${histogram.count}`);
 }
 
-function appendMetric(families: Map<string, Family>, metric: MetricData, skipped: string[]): void {
+function appendMetric(
+  families: Map<string, Family>,
+  metric: MetricData,
+  format: ExpositionFormat,
+  taken: ReadonlySet<string>,
+  skipped: SkippedMetric[],
+): void {
   const shape = shapeOf(metric);
   if (shape === 'exponential_histogram') {
-    // The 0.0.4 text format has no native histograms; Switchyard never creates exponential ones.
-    skipped.push(metric.descriptor.name);
+    // Text formats without native histograms cannot express them; Switchyard never creates one.
+    skipped.push({ name: metric.descriptor.name, reason: 'exponential_histogram' });
     return;
   }
   const name = prometheusMetricName(metric.descriptor.name, metric.descriptor.unit, shape);
   const type = shape === 'monotonic_counter' ? 'counter' : shape === 'histogram' ? 'histogram' : 'gauge';
   let family = families.get(name);
-  if (family === undefined) {
-    family = { name, type, help: metric.descriptor.description, lines: [] };
-    families.set(name, family);
-  } else if (family.type !== type) {
-    skipped.push(metric.descriptor.name);
+  if (taken.has(name) || (family !== undefined && family.type !== type)) {
+    skipped.push({ name: metric.descriptor.name, reason: 'name_clash' });
     return;
   }
+  if (family === undefined) {
+    family = { name, type, help: metric.descriptor.description, unit: metric.descriptor.unit, lines: [] };
+    families.set(name, family);
+  }
   if (metric.dataPointType === DataPointType.HISTOGRAM) {
-    for (const point of metric.dataPoints) histogramLines(name, point.attributes, point.value, family.lines);
+    for (const point of metric.dataPoints) {
+      histogramLines(name, attributePairs(point.attributes), point.value, format, family.lines);
+    }
     return;
   }
   if (metric.dataPointType === DataPointType.EXPONENTIAL_HISTOGRAM) return;
   for (const point of metric.dataPoints) {
-    family.lines.push(`${name}${labelText(point.attributes)} ${formatSampleValue(point.value)}`);
+    family.lines.push(`${name}${braces(attributePairs(point.attributes))} ${formatSampleValue(point.value)}`);
   }
+}
+
+export interface SerializeOptions {
+  readonly format?: ExpositionFormat;
+  /** Write `target_info` from the resource (default true). */
+  readonly targetInfo?: boolean;
+  /** End with `# EOF` in OpenMetrics (default true; false when more families follow). */
+  readonly terminate?: boolean;
+  /** Prometheus family names already written elsewhere: a metric that would repeat one is skipped. */
+  readonly taken?: ReadonlySet<string>;
 }
 
 export interface SerializedMetrics {
   readonly text: string;
-  /** OpenTelemetry names that could not be written (exponential histograms, type clashes). */
-  readonly skipped: readonly string[];
+  /** Metrics that could not be written, and why. */
+  readonly skipped: readonly SkippedMetric[];
 }
 
-/**
- * Writes every metric of `resourceMetrics` as Prometheus text, plus `target_info` carrying the
- * resource attributes (as the Collector's exporter does) for joins on service and pod.
- */
-export function serializePrometheus(resourceMetrics: ResourceMetrics): SerializedMetrics {
+/** Writes every metric of `resourceMetrics`, families sorted by name, plus `target_info`. */
+export function serializePrometheus(
+  resourceMetrics: ResourceMetrics,
+  options: SerializeOptions = {},
+): SerializedMetrics {
+  const format = options.format ?? 'text';
   const families = new Map<string, Family>();
-  const skipped: string[] = [];
+  const skipped: SkippedMetric[] = [];
   for (const scopeMetrics of resourceMetrics.scopeMetrics) {
     for (const metric of scopeMetrics.metrics) {
-      if (metric.dataPoints.length > 0) appendMetric(families, metric, skipped);
+      if (metric.dataPoints.length > 0)
+        appendMetric(families, metric, format, options.taken ?? new Set(), skipped);
     }
   }
-  const out: string[] = [];
+  let text = '';
   const resourceAttributes = resourceMetrics.resource.attributes;
-  if (Object.keys(resourceAttributes).length > 0) {
-    out.push(
-      '# HELP target_info Target metadata',
-      '# TYPE target_info gauge',
-      `target_info${labelText(resourceAttributes)} 1`,
-    );
+  if (options.targetInfo !== false && Object.keys(resourceAttributes).length > 0) {
+    text += targetInfo(attributePairs(resourceAttributes), format);
   }
   for (const family of [...families.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    out.push(
-      `# HELP ${family.name} ${escapeHelp(family.help)}`,
-      `# TYPE ${family.name} ${family.type}`,
-      ...family.lines,
-    );
+    text += familyHeader(family.name, family.type, family.help, family.unit, format);
+    text += `${family.lines.join('\n')}\n`;
   }
-  return { text: out.length === 0 ? '' : `${out.join('\n')}\n`, skipped };
+  if (format === 'openmetrics' && options.terminate !== false) text += OPENMETRICS_EOF;
+  return { text, skipped };
 }

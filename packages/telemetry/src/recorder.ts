@@ -1,24 +1,23 @@
-import type { Attributes, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { Catalog, CatalogDeclaration, InstrumentDeclaration, ResolvedInstrument } from './catalog.ts';
 import { OTHER_VALUE, type ResolvedAttribute } from './catalog.ts';
 import { SwitchyardError } from './errors.ts';
-import type { FieldHistogramRegistry } from './field-histograms.ts';
+import type { CollectHook, MetricsWriter } from './metrics-writer.ts';
+import { histogramOffsets, seriesWidth } from './series-layout.ts';
 
 /**
- * The recording side of a catalog: the hot-path pattern of docs/telemetry.md.
+ * The recording side of a catalog: the hot-path idiom of packages/telemetry/README.md.
  *
- * Counters, up-down counters and gauges are plain numeric fields (`cell.value`) that the data path
- * updates inline; observable instruments read them when a reader collects, as Go servers publish
- * expvars. No SDK call, attribute hashing or allocation happens per event. Histogram series are
- * resolved once (attributes bucketed and frozen); with a FieldHistogramRegistry (as startTelemetry
- * sets up) they too are plain fields, exported through the readers' metric producers, else they
- * record through the SDK.
+ * Every series is a run of slots in its thread's shared memory (slot-store.ts). A component
+ * resolves the cells it records into once (`family.cell({ reason: 'timeout' })`, at connection or
+ * pool set-up) and then updates them inline: `cell.add(n)` is one typed-array store, with no SDK
+ * call, attribute hashing or allocation. Nothing else happens on the data thread until a collection
+ * asks for a snapshot; the telemetry thread turns snapshots into /metrics and OTLP.
  *
  * Every series of a declared attribute set exists from the start at zero; a value outside its
  * declared set is recorded as `other`.
  */
 
-/** A counter or up-down counter series: add to `value` inline, or call `add`. */
+/** A counter or up-down counter series: `add` to it, or read and write `value`. */
 export interface CountCell {
   value: number;
   add(delta?: number): void;
@@ -32,7 +31,6 @@ export interface GaugeCell {
 
 /** A histogram series with its attribute set resolved once. */
 export interface HistogramSeries {
-  readonly attributes: Readonly<Attributes>;
   record(value: number): void;
 }
 
@@ -44,18 +42,11 @@ type AttributeArgument<K extends string> = [K] extends [never]
   : [attributes: Readonly<Record<K, string>>];
 
 /**
- * Runs when a reader collects, just before the cells are read: the place to bring cells up to date
- * from state the data path keeps anyway (a socket's `bytesRead`, a queue's length), so that the
- * data path itself does nothing per event.
- */
-export type CollectHook = () => void;
-
-/**
  * Registration of configured names (catalog attributes declared `configured: true`).
  *
- * There is no unregistering: the SDK's cumulative aggregation keeps reporting every attribute set
- * it has seen until the process restarts, so a name removed from the config keeps its series,
- * frozen at their last values, and a name that comes back continues its counters.
+ * There is no unregistering: a name removed from the config keeps its series, frozen at their last
+ * values, and a name that comes back continues its counters, so that counters never go back while
+ * the process lives.
  */
 export interface ConfiguredNames {
   /**
@@ -68,13 +59,13 @@ export interface ConfiguredNames {
 export interface CountFamily<K extends string> extends ConfiguredNames {
   /** The series for an attribute set; resolve it once and keep it on the hot path. */
   cell(...attributes: AttributeArgument<K>): CountCell;
-  /** Adds a hook run before this instrument's cells are read at each collection. */
+  /** Adds a hook run on this thread before each snapshot (every hook of the thread runs). */
   onCollect(hook: CollectHook): void;
 }
 
 export interface GaugeFamily<K extends string> extends ConfiguredNames {
   cell(...attributes: AttributeArgument<K>): GaugeCell;
-  /** Adds a hook run before this instrument's cells are read at each collection. */
+  /** Adds a hook run on this thread before each snapshot (every hook of the thread runs). */
   onCollect(hook: CollectHook): void;
 }
 
@@ -92,23 +83,68 @@ export type CatalogHandles<D extends CatalogDeclaration> = {
   readonly [K in keyof D['instruments']]: InstrumentHandle<D['instruments'][K]>;
 };
 
-class Count implements CountCell {
-  value = 0;
+/** One slot: a counter's `add` and a gauge's `set` (each family hands out the interface it means). */
+class SlotCell implements CountCell, GaugeCell {
+  readonly #slots: Float64Array;
+  readonly #index: number;
+
+  constructor(slots: Float64Array, index: number) {
+    this.#slots = slots;
+    this.#index = index;
+  }
+
   add(delta = 1): void {
-    this.value += delta;
+    this.#slots[this.#index] = (this.#slots[this.#index] as number) + delta;
   }
-}
 
-class Gauge implements GaugeCell {
-  value = 0;
   set(value: number): void {
-    this.value = value;
+    this.#slots[this.#index] = value;
+  }
+
+  get value(): number {
+    return this.#slots[this.#index] as number;
+  }
+
+  set value(value: number) {
+    this.#slots[this.#index] = value;
   }
 }
 
-interface SeriesEntry<S> {
-  readonly attributes: Readonly<Attributes>;
-  readonly series: S;
+class SlotHistogram implements HistogramSeries {
+  readonly #slots: Float64Array;
+  readonly #boundaries: readonly number[];
+  readonly #base: number;
+  readonly #sum: number;
+  readonly #count: number;
+  readonly #min: number;
+  readonly #max: number;
+
+  constructor(slots: Float64Array, base: number, boundaries: readonly number[]) {
+    const offsets = histogramOffsets(boundaries);
+    this.#slots = slots;
+    this.#boundaries = boundaries;
+    this.#base = base;
+    this.#sum = base + offsets.sum;
+    this.#count = base + offsets.count;
+    this.#min = base + offsets.min;
+    this.#max = base + offsets.max;
+    slots[this.#min] = Number.POSITIVE_INFINITY;
+    slots[this.#max] = Number.NEGATIVE_INFINITY;
+  }
+
+  record(value: number): void {
+    const boundaries = this.#boundaries;
+    const slots = this.#slots;
+    let i = 0;
+    // A linear scan beats a binary search for the ~10-20 boundaries a catalog declares.
+    while (i < boundaries.length && value > (boundaries[i] as number)) i++;
+    const bucket = this.#base + i;
+    slots[bucket] = (slots[bucket] as number) + 1;
+    slots[this.#sum] = (slots[this.#sum] as number) + value;
+    slots[this.#count] = (slots[this.#count] as number) + 1;
+    if (value < (slots[this.#min] as number)) slots[this.#min] = value;
+    if (value > (slots[this.#max] as number)) slots[this.#max] = value;
+  }
 }
 
 const SEPARATOR = '\u001f';
@@ -123,10 +159,10 @@ class SeriesTable<S> {
   readonly #allowed: ReadonlyArray<ReadonlySet<string> | undefined>;
   readonly #configuredIndexes: readonly number[];
   readonly #registered = new Set<string>();
-  readonly #series = new Map<string, SeriesEntry<S>>();
-  readonly #create: (attributes: Readonly<Attributes>) => S;
+  readonly #series = new Map<string, S>();
+  readonly #create: (values: readonly string[]) => S;
 
-  constructor(instrument: ResolvedInstrument, create: (attributes: Readonly<Attributes>) => S) {
+  constructor(instrument: ResolvedInstrument, create: (values: readonly string[]) => S) {
     this.#instrument = instrument;
     this.#allowed = instrument.attributes.map((attribute) =>
       attribute.configured ? undefined : new Set(attribute.values),
@@ -175,10 +211,6 @@ class SeriesTable<S> {
     return this.#resolve(values);
   }
 
-  entries(): IterableIterator<SeriesEntry<S>> {
-    return this.#series.values();
-  }
-
   #configuredValues(raw: Readonly<Record<string, string>>): Map<number, string> {
     const values = new Map<number, string>();
     for (const i of this.#configuredIndexes) {
@@ -206,107 +238,57 @@ class SeriesTable<S> {
 
   #resolve(values: readonly string[]): S {
     const id = values.join(SEPARATOR);
-    let entry = this.#series.get(id);
-    if (entry === undefined) {
-      const attributes: Attributes = {};
-      this.#instrument.attributes.forEach((attribute, i) => {
-        attributes[attribute.key] = values[i];
-      });
-      Object.freeze(attributes);
-      entry = { attributes, series: this.#create(attributes) };
-      this.#series.set(id, entry);
+    let series = this.#series.get(id);
+    if (series === undefined) {
+      series = this.#create(Object.freeze([...values]));
+      this.#series.set(id, series);
     }
-    return entry.series;
+    return series;
   }
 }
 
-function observeTable(table: SeriesTable<{ value: number }>, hooks: readonly CollectHook[]) {
-  return (result: ObservableResult) => {
-    for (const hook of hooks) hook();
-    for (const { attributes, series } of table.entries()) result.observe(series.value, attributes);
-  };
-}
-
-function cellFamily<C>(table: SeriesTable<C>, hooks: CollectHook[]) {
+function cellFamily(writer: MetricsWriter, instrument: ResolvedInstrument) {
+  const table = new SeriesTable<SlotCell>(instrument, (values) => {
+    const { chunk, slot } = writer.addSeries(instrument.otelName, values, 1);
+    return new SlotCell(writer.liveSlots(chunk), slot);
+  });
+  table.preinitialise();
   return {
     cell: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
-    onCollect: (hook: CollectHook) => {
-      hooks.push(hook);
-    },
+    onCollect: (hook: CollectHook) => writer.onCollect(hook),
     register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, true),
   };
 }
 
-/** A histogram series recorded through the SDK (attributes hashed on every record). */
-function sdkHistogram(
-  meter: Meter,
-  instrument: ResolvedInstrument,
-): (attributes: Readonly<Attributes>) => HistogramSeries {
-  const histogram: Histogram = meter.createHistogram(instrument.otelName, {
-    description: instrument.description,
-    unit: instrument.unit,
-    advice: { explicitBucketBoundaries: [...(instrument.buckets ?? [])] },
+function histogramFamily(writer: MetricsWriter, instrument: ResolvedInstrument) {
+  const boundaries = instrument.buckets ?? [];
+  const table = new SeriesTable<HistogramSeries>(instrument, (values) => {
+    const { chunk, slot } = writer.addSeries(
+      instrument.otelName,
+      values,
+      seriesWidth(instrument.kind, boundaries),
+    );
+    return new SlotHistogram(writer.liveSlots(chunk), slot, boundaries);
   });
-  return (attributes) => ({ attributes, record: (value: number) => histogram.record(value, attributes) });
+  return {
+    series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
+    // Histogram series appear with their first use: registering only admits the names.
+    register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, false),
+  };
 }
 
-function registerInstrument(
-  meter: Meter,
-  instrument: ResolvedInstrument,
-  histograms: FieldHistogramRegistry | undefined,
-): unknown {
-  const options = { description: instrument.description, unit: instrument.unit };
-  switch (instrument.kind) {
-    case 'counter':
-    case 'updown_counter': {
-      const table = new SeriesTable<CountCell>(instrument, () => new Count());
-      table.preinitialise();
-      const observable =
-        instrument.kind === 'counter'
-          ? meter.createObservableCounter(instrument.otelName, options)
-          : meter.createObservableUpDownCounter(instrument.otelName, options);
-      const hooks: CollectHook[] = [];
-      observable.addCallback(observeTable(table, hooks));
-      return cellFamily(table, hooks);
-    }
-    case 'gauge': {
-      const table = new SeriesTable<GaugeCell>(instrument, () => new Gauge());
-      table.preinitialise();
-      const hooks: CollectHook[] = [];
-      meter.createObservableGauge(instrument.otelName, options).addCallback(observeTable(table, hooks));
-      return cellFamily(table, hooks);
-    }
-    case 'histogram': {
-      const table = new SeriesTable<HistogramSeries>(
-        instrument,
-        histograms?.add(instrument) ?? sdkHistogram(meter, instrument),
-      );
-      return {
-        series: (attributes?: Readonly<Record<string, string>>) => table.get(attributes),
-        // Histogram series appear with their first observation: registering only admits the names.
-        register: (attributes: Readonly<Record<string, string>>) => table.register(attributes, false),
-      };
-    }
-  }
-}
-
-export interface RegisterOptions {
-  /**
-   * Keeps histograms in fields exported by this registry's producers (startTelemetry passes one);
-   * without it, histograms are SDK instruments on `meter`.
-   */
-  readonly histograms?: FieldHistogramRegistry;
-}
-
-/** Creates the catalog's instruments on `meter` and returns one typed handle per catalog key. */
+/**
+ * Creates the cells of `catalog`'s instruments in `writer` (counters, up-down counters and gauges of
+ * every declared combination at once, at zero) and returns one typed handle per catalog key.
+ */
 export function registerCatalog<D extends CatalogDeclaration>(
-  meter: Meter,
+  writer: MetricsWriter,
   catalog: Catalog<D>,
-  options: RegisterOptions = {},
 ): CatalogHandles<D> {
   const handles: Record<string, unknown> = {};
   for (const instrument of catalog.instruments) {
-    handles[instrument.key] = registerInstrument(meter, instrument, options.histograms);
+    handles[instrument.key] =
+      instrument.kind === 'histogram' ? histogramFamily(writer, instrument) : cellFamily(writer, instrument);
   }
   return Object.freeze(handles) as CatalogHandles<D>;
 }

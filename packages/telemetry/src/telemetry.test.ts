@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { gunzipSync } from 'node:zlib';
 import { type Catalog, type CatalogDeclaration, defineCatalog } from './catalog.ts';
-import { CatalogRuleError } from './errors.ts';
+import { CatalogRuleError, SwitchyardError } from './errors.ts';
 import { createLogger } from './logger.ts';
-import { cardinalityViews, startTelemetry } from './telemetry.ts';
+import { startTelemetry } from './telemetry.ts';
 
 const quiet = createLogger({
   name: 'test',
@@ -26,7 +27,9 @@ const catalog = defineCatalog({
 });
 
 /** A Telemetry for the catalog above (or another), admin server on a free port, no OTEL_* env. */
-function startDemo(demoCatalog: Catalog<CatalogDeclaration> = catalog) {
+function startDemo<D extends CatalogDeclaration = (typeof catalog)['declaration']>(
+  demoCatalog: Catalog<D> = catalog as unknown as Catalog<D>,
+) {
   return startTelemetry({
     serviceName: 'demo',
     serviceVersion: '0',
@@ -43,24 +46,84 @@ const settings = {
   processMetrics: false,
 };
 
-test('the SDK cardinality limit folds series beyond the declared bound into otel_metric_overflow', async () => {
-  // Only a bug bypassing the recorder's `other` bucketing can reach this backstop: simulate one
-  // with a raw SDK counter of the same name.
-  const reader = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [reader], views: cardinalityViews(catalog.instruments) });
-  const counter = provider.getMeter('bug').createCounter('switchyard.demo.requests');
-  for (let i = 0; i < 100; i++) counter.add(1, { result: `raw-${i}` });
-  const { resourceMetrics } = await reader.collect();
-  const points = resourceMetrics.scopeMetrics[0]?.metrics[0]?.dataPoints ?? [];
-  // Declared bound: ok, error, other = 3 series; the limit is one more, the last being overflow.
-  assert.equal(points.length, 4);
-  const overflow = points.filter((point) => point.attributes['otel.metric.overflow'] === true);
-  assert.equal(overflow.length, 1);
-  assert.equal(
-    points.reduce((sum, point) => sum + (point.value as number), 0),
-    100,
-    'nothing is lost',
-  );
+/** What Prometheus 3.x sends by default (scrape_protocols: OpenMetrics first, then text). */
+const PROMETHEUS_3_ACCEPT =
+  'application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1';
+
+test('what the data thread records is on /metrics, served by the telemetry thread', async () => {
+  const telemetry = await startDemo();
+  try {
+    telemetry.metrics.requests.cell({ result: 'ok' }).add(41);
+    telemetry.metrics.requests.cell({ result: 'ok' }).add();
+    const text = await (await fetch(`http://127.0.0.1:${telemetry.adminAddress.port}/metrics`)).text();
+    assert.match(text, /^switchyard_demo_requests_total\{result="ok"\} 42$/m);
+    assert.match(text, /^switchyard_demo_requests_total\{result="error"\} 0$/m);
+    assert.match(text, /^target_info\{.*service_name="demo".*\} 1$/m);
+    assert.match(await telemetry.scrape(), /^switchyard_demo_requests_total\{result="ok"\} 42$/m);
+    assert.ok((await telemetry.scrape('openmetrics')).endsWith('# EOF\n'));
+  } finally {
+    await telemetry.shutdown();
+  }
+});
+
+test('/metrics answers Prometheus 3 in OpenMetrics, a plain client in text 0.0.4, gzip when asked', async () => {
+  const telemetry = await startDemo();
+  const url = `http://127.0.0.1:${telemetry.adminAddress.port}/metrics`;
+  try {
+    const openMetrics = await fetch(url, {
+      headers: { accept: PROMETHEUS_3_ACCEPT, 'accept-encoding': 'identity' },
+    });
+    assert.equal(
+      openMetrics.headers.get('content-type'),
+      'application/openmetrics-text; version=1.0.0; charset=utf-8',
+    );
+    const omText = await openMetrics.text();
+    assert.match(omText, /^# TYPE switchyard_demo_requests counter$/m);
+    assert.ok(omText.endsWith('# EOF\n'));
+    const plain = await fetch(url, { headers: { accept: '*/*', 'accept-encoding': 'identity' } });
+    assert.equal(plain.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
+    assert.match(await plain.text(), /^# TYPE switchyard_demo_requests_total counter$/m);
+    // Raw bytes: fetch would decompress silently, hiding whether the server compressed.
+    const gzipped = await new Promise<{ encoding: string | undefined; body: Buffer }>((resolve, reject) => {
+      get(url, { headers: { 'accept-encoding': 'gzip' } }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({ encoding: response.headers['content-encoding'], body: Buffer.concat(chunks) }),
+        );
+      }).on('error', reject);
+    });
+    assert.equal(gzipped.encoding, 'gzip');
+    assert.match(gunzipSync(gzipped.body).toString(), /^switchyard_demo_requests_total\{result="ok"\} 0$/m);
+  } finally {
+    await telemetry.shutdown();
+  }
+});
+
+test('an admin port in use fails startup with the listen error, and the thread is gone', async () => {
+  const first = await startDemo();
+  try {
+    await first.shutdown();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    await assert.rejects(
+      startTelemetry({
+        serviceName: 'demo',
+        serviceVersion: '0',
+        catalog,
+        settings: { ...settings, admin: { host: '127.0.0.1', port } },
+        logger: quiet,
+        env: {},
+      }),
+      (error: unknown) => error instanceof SwitchyardError && error.code === 'SWY_ERR_LISTEN',
+    );
+    blocker.close();
+    const again = await startDemo();
+    await again.shutdown();
+  } finally {
+    await first.shutdown();
+  }
 });
 
 test('/readyz is 503 until the worker says it serves, and 503 again once shutdown starts', async () => {

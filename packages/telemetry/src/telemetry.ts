@@ -1,54 +1,49 @@
 import type { AddressInfo } from 'node:net';
-import { createNoopMeter, type Meter, metrics as metricsApi } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import type { Resource } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  type IMetricReader,
-  MeterProvider,
-  type ViewOptions,
-} from '@opentelemetry/sdk-metrics';
-import { ADMIN_ROUTES, AdminServer } from './admin-server.ts';
-import {
-  assertUniqueNames,
-  type Catalog,
-  type CatalogDeclaration,
-  type ResolvedInstrument,
-} from './catalog.ts';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { ADMIN_ROUTES } from './admin-server.ts';
+import { assertUniqueNames, type Catalog, type CatalogDeclaration } from './catalog.ts';
 import { SwitchyardError } from './errors.ts';
-import { FieldHistogramRegistry } from './field-histograms.ts';
-import type { HttpServerHandles } from './http-metrics.ts';
-import { httpServerCatalog, type RouteClassifier, registerHttpServerMetrics } from './http-metrics.ts';
+import type { ExpositionFormat } from './exposition-format.ts';
+import {
+  type HttpServerHandles,
+  httpServerCatalog,
+  type RouteClassifier,
+  registerHttpServerMetrics,
+} from './http-metrics.ts';
 import type { Logger } from './logger.ts';
+import { MetricsWriter } from './metrics-writer.ts';
 import { readOtelEnvironment } from './otel-env.ts';
-import { createOtlpReader, type OtlpPushConfig, otlpEndpoint, type TelemetryHandles } from './otlp-push.ts';
-import { type ProcessMetrics, startProcessMetrics } from './process-metrics.ts';
-import { serializePrometheus } from './prometheus-serializer.ts';
+import { processCatalog, runtimeCatalog, type Sampler, startRuntimeMetrics } from './process-metrics.ts';
 import { type CatalogHandles, registerCatalog } from './recorder.ts';
-import { buildResource } from './resource.ts';
 import { telemetryCatalog } from './telemetry-catalog.ts';
+import type {
+  ControlMessage,
+  ControlRequest,
+  TelemetrySettings,
+  TelemetryThreadInit,
+  ThreadError,
+} from './telemetry-protocol.ts';
+import { type Readiness, WorkerState } from './worker-state.ts';
 
-/** What `/metrics` serves when `OTEL_SDK_DISABLED=true`: a valid, empty exposition that says why. */
-export const SDK_DISABLED_EXPOSITION =
-  '# OpenTelemetry SDK disabled by OTEL_SDK_DISABLED=true: no metrics are recorded.\n';
+export type { TelemetrySettings } from './telemetry-protocol.ts';
 
-/** The telemetry part of every worker's config (see `telemetrySettingsSchema`). */
-export interface TelemetrySettings {
-  readonly admin: {
-    readonly host: string;
-    readonly port: number;
-    readonly bearerToken?: string | undefined;
-  };
-  readonly otlp: OtlpPushConfig;
-  /** CPU, memory, event loop and GC metrics of the Node process (default on). */
-  readonly processMetrics: boolean;
-}
+/**
+ * `startTelemetry`, on the data thread: records the worker's catalog into this thread's cells and
+ * starts the telemetry thread (telemetry-thread.ts), which owns the MeterProvider, both readers,
+ * the admin server and the serializer. What stays here is a plain store per event and, per
+ * collection, one snapshot of this thread's cells taken between two events (metrics-writer.ts).
+ */
+
+/** How long a collection waits for this thread's snapshot before /metrics answers 503. */
+const COLLECT_TIMEOUT_MS = 5_000;
+/** How long shutdown waits for the telemetry thread's last OTLP export and goodbye. */
+const SHUTDOWN_TIMEOUT_MS = 35_000;
 
 export interface TelemetryOptions<D extends CatalogDeclaration> {
   /** `service.name` unless OTEL_SERVICE_NAME overrides it, e.g. `switchyard-proxy`. */
   readonly serviceName: string;
   readonly serviceVersion: string;
-  /** The worker's catalog; its instruments go on the worker's one meter. */
+  /** The worker's catalog; its instruments are recorded on this thread. */
   readonly catalog: Catalog<D>;
   readonly settings: TelemetrySettings;
   readonly logger: Logger;
@@ -57,38 +52,46 @@ export interface TelemetryOptions<D extends CatalogDeclaration> {
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/** The worker's side of readiness; /readyz and /healthz answer on the telemetry thread. */
+export interface AdminControl {
+  /** `true` once the worker serves traffic; `false` again from the start of shutdown. */
+  setReady(ready: boolean): void;
+  /** Readiness turns 503 for good: the first step of graceful shutdown. */
+  markStopping(): void;
+  readonly readiness: Readiness;
+}
+
 export interface Telemetry<D extends CatalogDeclaration> {
-  /** One handle per catalog key: cells and series of the hot-path pattern. */
+  /** One handle per catalog key: cells and series of the hot-path idiom. */
   readonly metrics: CatalogHandles<D>;
   /** HTTP server metrics for the worker's own HTTP surfaces (`instrumentHttpServer`). */
   readonly http: { readonly handles: HttpServerHandles; readonly classify: RouteClassifier };
-  readonly resource: Resource | undefined;
-  readonly admin: AdminServer;
+  readonly admin: AdminControl;
   /** Where the admin server listens. */
   readonly adminAddress: AddressInfo;
   /** The OTLP endpoint pushed to, when push is on. */
   readonly otlpEndpoint: string | undefined;
-  /** The Prometheus exposition, as /metrics serves it. */
-  scrape(): Promise<string>;
+  /** The exposition as /metrics serves it (text 0.0.4 unless asked otherwise). */
+  scrape(format?: ExpositionFormat): Promise<string>;
   /** Pushes what has been recorded now (OTLP), without waiting for the interval. */
   forceFlush(): Promise<void>;
+  /**
+   * A port for another thread's `MetricsWriter.serve`: its cells are collected with this thread's
+   * and summed series by series (several data threads recording one catalog).
+   */
+  addWriter(): MessagePort;
   /** Flushes the last OTLP export, shuts the provider down and closes the admin server. */
   shutdown(): Promise<void>;
 }
 
-export function cardinalityViews(instruments: readonly ResolvedInstrument[]): ViewOptions[] {
-  // A backstop behind the `other` bucketing: one more than the declared bound, so that only a bug
-  // can reach the SDK's overflow series (otel_metric_overflow="true", docs/telemetry.md).
-  return instruments.map((instrument) => ({
-    instrumentName: instrument.otelName,
-    aggregationCardinalityLimit: instrument.maxSeries + 1,
-  }));
-}
+/** Whether a Telemetry is running in this process: one MeterProvider per process. */
+let liveTelemetry = false;
 
 /**
- * Builds the process's one MeterProvider from the settings plus the standard OTEL_* environment,
- * registers the worker's catalog, starts the admin server and, when an endpoint is configured, the
- * OTLP push. Both readers see the same instruments.
+ * Records the worker's catalog, the HTTP metrics of its routes and the runtime metrics on this
+ * thread, then starts the telemetry thread and resolves once its admin server listens. Config
+ * problems (a bad OTEL_* variable, clashing names, an admin address in use) reject with the
+ * SwitchyardError that names them.
  */
 export async function startTelemetry<D extends CatalogDeclaration>(
   options: TelemetryOptions<D>,
@@ -108,112 +111,196 @@ export async function startTelemetry<D extends CatalogDeclaration>(
   }
 }
 
-/** Whether a Telemetry is running in this process: one MeterProvider per process. */
-let liveTelemetry = false;
-
 async function buildTelemetry<D extends CatalogDeclaration>(
   options: TelemetryOptions<D>,
 ): Promise<Telemetry<D>> {
   const env = options.env ?? process.env;
   const otelEnv = readOtelEnvironment(env);
-  const { settings, logger } = options;
   const routes = [...ADMIN_ROUTES, ...(options.httpRoutes ?? [])];
   const httpCatalog = httpServerCatalog(routes);
-  const instruments = [
+  assertUniqueNames([
     ...options.catalog.instruments,
     ...telemetryCatalog.instruments,
     ...httpCatalog.instruments,
-  ];
-  assertUniqueNames(instruments);
+    ...runtimeCatalog.instruments,
+    ...processCatalog.instruments,
+  ]);
 
-  let meter: Meter = createNoopMeter();
-  let provider: MeterProvider | undefined;
-  let prometheusReader: PrometheusExporter | undefined;
-  let processMetrics: ProcessMetrics | undefined;
-  let resource: Resource | undefined;
-  let pushEndpoint: string | undefined;
-  // The push exporter counts its own failures into instruments of the provider it belongs to:
-  // the handles exist only once the provider does, and no export can run before that.
-  let telemetryHandles: TelemetryHandles | undefined;
-  const meterName = `@switchyard/${options.serviceName}`;
-  const histograms = new FieldHistogramRegistry({ name: meterName, version: options.serviceVersion });
+  const writer = new MetricsWriter();
+  const metrics = registerCatalog(writer, options.catalog);
+  const http = registerHttpServerMetrics(writer, httpCatalog, routes);
+  let runtime: Sampler | undefined;
+  if (options.settings.processMetrics && !otelEnv.sdkDisabled) runtime = startRuntimeMetrics(writer);
+  const state = new WorkerState();
+  const heartbeat = state.startHeartbeat();
 
-  if (otelEnv.sdkDisabled) {
-    logger.warn('OTEL_SDK_DISABLED=true: metrics are not recorded; /metrics serves an empty exposition');
-  } else {
-    resource = buildResource({
-      serviceName: options.serviceName,
-      serviceVersion: options.serviceVersion,
-      otelEnv,
-      env,
-    });
-    prometheusReader = new PrometheusExporter({
-      preventServerStart: true,
-      metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
-    });
-    const readers: IMetricReader[] = [prometheusReader];
-    const otlpReader = createOtlpReader({
-      histograms,
-      config: settings.otlp,
-      otelEnv,
-      handles: () => telemetryHandles as TelemetryHandles,
-      logger,
-    });
-    if (otlpReader !== undefined) {
-      readers.push(otlpReader);
-      pushEndpoint = otlpEndpoint(settings.otlp, otelEnv);
-      logger.info('pushing metrics over OTLP gRPC', { endpoint: pushEndpoint });
-    }
-    provider = new MeterProvider({ resource, views: cardinalityViews(instruments), readers });
-    meter = provider.getMeter(meterName, options.serviceVersion);
-    // Libraries instrumented with @opentelemetry/api record into the same provider.
-    metricsApi.setGlobalMeterProvider(provider);
-    if (settings.processMetrics) processMetrics = startProcessMetrics(provider);
-  }
-  telemetryHandles = registerCatalog(meter, telemetryCatalog, { histograms });
-  const metrics = registerCatalog(meter, options.catalog, { histograms });
-  const http = registerHttpServerMetrics(meter, httpCatalog, routes, histograms);
-
-  const scrape = async (): Promise<string> => {
-    if (prometheusReader === undefined) return SDK_DISABLED_EXPOSITION;
-    const { resourceMetrics, errors } = await prometheusReader.collect();
-    for (const error of errors) logger.warn('a metric callback failed during collection', { error });
-    return serializePrometheus(resourceMetrics).text;
+  const channel = new MessageChannel();
+  writer.serve(channel.port1);
+  const init: TelemetryThreadInit = {
+    serviceName: options.serviceName,
+    serviceVersion: options.serviceVersion,
+    catalog: options.catalog.declaration,
+    httpRoutes: options.httpRoutes ?? [],
+    settings: options.settings,
+    env: { ...env },
+    state: state.buffer,
+    writerPort: channel.port2,
+    collectTimeoutMs: COLLECT_TIMEOUT_MS,
   };
-  const admin = new AdminServer({
-    host: settings.admin.host,
-    port: settings.admin.port,
-    bearerToken: settings.admin.bearerToken,
-    scrape,
-    http,
-    logger,
-  });
-  const adminAddress = await admin.listen();
-  logger.info('admin server listening', { address: adminAddress.address, port: adminAddress.port });
+  const thread = new TelemetryThread(
+    new Worker(new URL('./telemetry-thread.ts', import.meta.url), {
+      workerData: init,
+      transferList: [channel.port2],
+      // The OTLP exporter reads OTEL_EXPORTER_OTLP_* from process.env: give the thread this env.
+      env: init.env,
+    }),
+    options.logger,
+  );
+  let ready: Extract<ControlMessage, { type: 'ready' }>;
+  try {
+    ready = await thread.ready;
+  } catch (error) {
+    heartbeat.stop();
+    runtime?.stop();
+    channel.port1.close();
+    await thread.terminate();
+    throw error;
+  }
 
+  let stopped: Promise<void> | undefined;
   return {
     metrics,
     http,
-    resource,
-    admin,
-    adminAddress,
-    otlpEndpoint: pushEndpoint,
-    scrape,
-    forceFlush: async () => {
-      await provider?.forceFlush();
+    admin: {
+      setReady: (ready) => state.setReady(ready),
+      markStopping: () => state.markStopping(),
+      get readiness() {
+        return state.readiness;
+      },
     },
-    shutdown: async () => {
-      admin.markStopping();
-      processMetrics?.stop();
-      try {
-        // MeterProvider.shutdown() flushes the periodic reader: the last OTLP export goes out here.
-        await provider?.shutdown();
-      } catch (error) {
-        logger.warn('metrics provider shutdown failed', { error });
-      }
-      await admin.close();
-      if (provider !== undefined) metricsApi.disable();
-      liveTelemetry = false;
+    adminAddress: ready.address,
+    otlpEndpoint: ready.otlpEndpoint,
+    scrape: async (format = 'text') => (await thread.request({ type: 'scrape', format })) ?? '',
+    forceFlush: async () => {
+      await thread.request({ type: 'flush' });
+    },
+    addWriter: () => {
+      const extra = new MessageChannel();
+      thread.send({ type: 'add-writer', port: extra.port2 }, [extra.port2]);
+      return extra.port1;
+    },
+    shutdown: () => {
+      stopped ??= (async () => {
+        state.markStopping();
+        try {
+          await thread.request({ type: 'shutdown' }, SHUTDOWN_TIMEOUT_MS);
+        } catch (error) {
+          options.logger.warn('the telemetry thread did not shut down cleanly', { error });
+        }
+        heartbeat.stop();
+        runtime?.stop();
+        channel.port1.close();
+        await thread.terminate();
+        liveTelemetry = false;
+      })();
+      return stopped;
     },
   };
+}
+
+/** The data thread's handle on the telemetry thread: startup, requests, forwarded logs. */
+class TelemetryThread {
+  readonly ready: Promise<Extract<ControlMessage, { type: 'ready' }>>;
+  readonly #worker: Worker;
+  readonly #logger: Logger;
+  readonly #pending = new Map<
+    number,
+    { resolve: (text: string | undefined) => void; reject: (error: Error) => void }
+  >();
+  #nextId = 1;
+  #exited = false;
+
+  constructor(worker: Worker, logger: Logger) {
+    this.#worker = worker;
+    this.#logger = logger;
+    this.ready = new Promise((resolve, reject) => {
+      worker.on('message', (message: ControlMessage) => {
+        if (message.type === 'ready') resolve(message);
+        else if (message.type === 'failed') reject(rebuildError(message.error));
+        else this.#receive(message);
+      });
+      worker.on('error', (error) => {
+        reject(error);
+        logger.error('the telemetry thread failed: /metrics, /healthz and /readyz are gone', { error });
+      });
+      worker.on('exit', (code) => {
+        this.#exited = true;
+        reject(
+          new SwitchyardError(
+            'SWY_ERR_TELEMETRY_THREAD',
+            `the telemetry thread exited (code ${code}) before it was ready`,
+          ),
+        );
+        for (const { reject: fail } of this.#pending.values()) fail(new Error('the telemetry thread exited'));
+        this.#pending.clear();
+      });
+    });
+    // Like the admin server it runs, the thread keeps the process alive until shutdown.
+  }
+
+  send(request: ControlRequest, transfer: readonly MessagePort[] = []): void {
+    this.#worker.postMessage(request, [...transfer]);
+  }
+
+  /** Sends a request and resolves with the reply's text (scrape) once it comes. */
+  request(
+    request: { type: 'scrape'; format: ExpositionFormat } | { type: 'flush' } | { type: 'shutdown' },
+    timeoutMs?: number,
+  ): Promise<string | undefined> {
+    if (this.#exited) return Promise.reject(new Error('the telemetry thread has exited'));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new Error(`the telemetry thread did not answer ${request.type} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, {
+        resolve: (text) => {
+          clearTimeout(timer);
+          resolve(text);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.send({ ...request, id });
+    });
+  }
+
+  async terminate(): Promise<void> {
+    if (!this.#exited) await this.#worker.terminate();
+  }
+
+  #receive(message: ControlMessage): void {
+    if (message.type === 'log') {
+      this.#logger[message.level](message.msg, message.fields);
+      return;
+    }
+    if (message.type !== 'reply') return;
+    const pending = this.#pending.get(message.id);
+    if (pending === undefined) return;
+    this.#pending.delete(message.id);
+    if (message.error !== undefined) pending.reject(rebuildError(message.error));
+    else pending.resolve(message.text);
+  }
+}
+
+/** A SwitchyardError keeps its code across the thread boundary (runWorkerMain exits 2 on it). */
+function rebuildError(error: ThreadError): Error {
+  if (error.code?.startsWith('SWY_ERR_')) return new SwitchyardError(error.code, error.message);
+  return Object.assign(new Error(error.message), { name: error.name });
 }
