@@ -41,7 +41,7 @@ export function renderRepositoryMetricsReference(): string {
       {
         title: 'Proxy (`switchyard_proxy_`)',
         intro:
-          'The layer-4 TCP proxy. Pool, upstream and listener labels are the names in the proxy config, never addresses; a name removed by a reload keeps its series at their final values until the process restarts. Bytes are read from the sockets when metrics are collected, so open connections count too.',
+          'The layer-4 TCP proxy. Pool, upstream and listener labels are the names in the proxy config, never addresses; a name removed by a reload keeps its series at their final values until the process restarts. Each upstream has counters and gauges only; connection durations are a histogram per pool. Bytes are read from the sockets when metrics are collected, so open connections count too.',
         instruments: proxyCatalog.instruments,
       },
       {

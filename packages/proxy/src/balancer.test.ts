@@ -288,3 +288,80 @@ test('least connections orders by active connections for any loads, in small and
     }),
   );
 });
+
+/** least_connections as first written: a stable sort of a copy, each run of ties rotated, cut to limit. */
+function sortAndRotate(healthy: readonly Candidate[], limit: number, rotation: number): Candidate[] {
+  const order = healthy.slice().sort((a, b) => a.activeConnections - b.activeConnections);
+  for (let start = 0; start < limit && start < order.length; ) {
+    let end = start + 1;
+    while (end < order.length && order[end]!.activeConnections === order[start]!.activeConnections) end++;
+    const run = order.slice(start, end);
+    const by = rotation % run.length;
+    order.splice(start, run.length, ...run.slice(by), ...run.slice(0, by));
+    start = end;
+  }
+  return order.slice(0, limit);
+}
+
+/** random as first written: a partial Fisher-Yates shuffle of a copy. */
+function shuffleCopy(healthy: readonly Candidate[], limit: number, random: () => number): Candidate[] {
+  const order = healthy.slice();
+  const length = Math.min(limit, order.length);
+  for (let i = 0; i < length; i++) {
+    let pick = i + Math.floor(random() * (order.length - i));
+    if (!(pick >= i && pick <= order.length - 1)) pick = i;
+    [order[i], order[pick]] = [order[pick]!, order[i]!];
+  }
+  return order.slice(0, length);
+}
+
+test('least connections picks exactly what sorting the pool and rotating its ties would, without sorting it', () => {
+  const candidate = fc.record({ name: fc.string({ maxLength: 4 }), activeConnections: fc.nat(5) });
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.array(candidate, { maxLength: 20 }), fc.array(candidate, { maxLength: 1200 })),
+      fc.integer({ min: 1, max: 16 }),
+      fc.nat(40),
+      (healthy, limit, warmUpCalls) => {
+        const balancer = createBalancer('least_connections');
+        for (let call = 0; call < warmUpCalls; call++) balancer.order(healthy, '', limit);
+        for (let call = warmUpCalls; call < warmUpCalls + 3; call++) {
+          assert.deepEqual(balancer.order(healthy, '', limit), sortAndRotate(healthy, limit, call));
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('random picks exactly what shuffling a copy of the pool would, without copying it', () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 1200 })),
+      fc.integer({ min: 1, max: 16 }),
+      // Uniform in [0, 1) (fc.double favours the extremes), and now and then 1, outside the range.
+      fc.array(
+        fc.oneof(
+          fc.nat(2 ** 20 - 1).map((n) => n / 2 ** 20),
+          fc.constant(1),
+        ),
+        { minLength: 1 },
+      ),
+      (size, limit, randoms) => {
+        const healthy = upstreams(...Array.from({ length: size }, (_, i) => `u${i}`));
+        let next = 0;
+        const balancer = createBalancer('random', { random: () => randoms[next++ % randoms.length]! });
+        for (let call = 0; call < 3; call++) {
+          const start = next;
+          const order = balancer.order(healthy, '', limit);
+          next = start;
+          assert.deepEqual(
+            order,
+            shuffleCopy(healthy, limit, () => randoms[next++ % randoms.length]!),
+          );
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

@@ -68,6 +68,45 @@ test('duplicate names and a health-check timeout longer than its interval are re
   );
 });
 
+/** `pools` pools of `perPool` upstreams each, behind one listener. */
+function sized(pools: number, perPool: number) {
+  return {
+    listeners: [{ name: 'public', listen: '127.0.0.1:8080', pool: 'p0' }],
+    pools: Array.from({ length: pools }, (_, p) => ({
+      name: `p${p}`,
+      upstreams: Array.from({ length: perPool }, (_, i) => ({
+        name: `u${i}`,
+        address: `10.0.${p}.1:${1 + i}`,
+      })),
+    })),
+  };
+}
+
+test('a pool takes up to 1,000 upstreams and the proxy up to 10,000 in all', () => {
+  const config = readProxyConfig(['--config', writeConfig(sized(10, 1000))], {});
+  assert.equal(
+    config.pools.reduce((sum, pool) => sum + pool.upstreams.length, 0),
+    10_000,
+  );
+});
+
+test('1,001 upstreams in a pool or 10,001 in all are refused, naming the count and the limit', () => {
+  assert.throws(
+    () => readProxyConfig(['--config', writeConfig(sized(1, 1001))], {}),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.field === 'pools.0.upstreams' &&
+      /1001 upstreams; at most 1000 in one pool/.test(error.message),
+  );
+  const tooMany = sized(11, 1000);
+  tooMany.pools[10]!.upstreams.length = 1;
+  assert.throws(
+    () => readProxyConfig(['--config', writeConfig(tooMany)], {}),
+    (error: unknown) =>
+      error instanceof ProxyConfigError && /10001 upstreams in all; at most 10000/.test(error.message),
+  );
+});
+
 test('an upstream named "other" is refused: that value is reserved for the metrics', () => {
   const file = writeConfig({
     ...valid,

@@ -7,11 +7,12 @@ import {
   type WriteRequest,
 } from './libuv-tcp.ts';
 
-/** The metric cells of one (pool, upstream) pair that a proxied connection updates. */
+/** The metric cells a proxied connection updates: its upstream's counters, its pool's histogram. */
 export interface ConnectionCells {
   readonly active: CountCell;
   readonly bytesClientToUpstream: CountCell;
   readonly bytesUpstreamToClient: CountCell;
+  /** The pool's series, shared by all of its upstreams (resolved once per pool). */
   readonly duration: HistogramSeries;
 }
 

@@ -255,6 +255,31 @@ test('first checks are spread by a jitter below maxInitialJitterMs', () => {
   assert.equal(clock.pending.size, 0);
 });
 
+test('by default the first checks of many targets are spread over the whole interval, not its first second', () => {
+  const clock = new FakeClock();
+  const targets = Array.from({ length: 1000 }, (_, i) => target(`u${i}`, 1 + i));
+  let draw = 0;
+  const checker = new ActiveHealthChecker({
+    settings: { ...fastChecks, intervalMs: 30_000 },
+    targets,
+    random: () => (draw++ % 1000) / 1000,
+    now: clock.now,
+    timers: clock,
+  });
+  checker.start();
+  const perTenth = new Array<number>(10).fill(0);
+  for (const delayMs of clock.pending.values()) {
+    assert.ok(delayMs >= 0 && delayMs < 30_000, `first check after ${delayMs} ms`);
+    perTenth[Math.floor(delayMs / 3_000)]! += 1;
+  }
+  assert.deepEqual(
+    perTenth,
+    new Array(10).fill(100),
+    'each tenth of the interval starts a tenth of the checks',
+  );
+  void checker.stop();
+});
+
 test('the next check is scheduled only once the previous one has finished', async () => {
   const clock = new FakeClock();
   const serverSide = Promise.withResolvers<Socket>();

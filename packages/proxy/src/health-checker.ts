@@ -119,8 +119,12 @@ export interface ActiveHealthCheckerOptions {
   /** Called after each result reached `health.recordCheck`; feeds `health_checks_total{result}`. */
   readonly onResult?: (name: string, ok: boolean, failure?: HealthCheckFailure) => void;
   /**
-   * First checks start at a random delay below this, so that upstreams are not probed in lockstep;
-   * default min(intervalMs, 1000): spread, yet a first verdict within a second.
+   * First checks start at a random delay below this, and each later check `intervalMs` after the
+   * previous one started, so every target keeps its own phase. Default `intervalMs`: the checks of
+   * n targets start at about n / intervalMs a millisecond, as HAProxy spreads a backend's checks
+   * over `inter`, instead of all within the first second of every interval (at 10,000 upstreams,
+   * 10,000 connections in that second). The proxy starts upstreams healthy, so no connection waits
+   * for a first verdict.
    */
   readonly maxInitialJitterMs?: number;
   /** Monotonic milliseconds; default `performance.now`. */
@@ -153,7 +157,7 @@ export class ActiveHealthChecker {
 
   constructor(options: ActiveHealthCheckerOptions) {
     this.#settings = validateActive(options.settings);
-    this.#maxInitialJitterMs = options.maxInitialJitterMs ?? Math.min(this.#settings.intervalMs, 1000);
+    this.#maxInitialJitterMs = options.maxInitialJitterMs ?? this.#settings.intervalMs;
     requireInteger('maxInitialJitterMs', this.#maxInitialJitterMs, 0);
     this.#onResult = options.onResult;
     this.#now = options.now ?? (() => performance.now());

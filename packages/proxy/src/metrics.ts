@@ -1,10 +1,15 @@
 import { type CatalogHandles, defineCatalog } from '@switchyard/telemetry';
 
+/** Most upstreams one config may hold in all, and most pools and most listeners. */
+export const PROXY_CONFIGURED_LIMIT = 10_000;
+
 /**
- * Every instrument the proxy records (docs/metrics.md is generated from this). Pool, upstream and
- * listener names come from the config (never addresses), registered at startup and on reload.
+ * Most configured combinations (pool x upstream, pool, listener) the catalog admits over the
+ * process's life. A name a reload removes keeps its series, and its place here, until the process
+ * restarts (ConfiguredNames in the telemetry package); twice the config's limit lets reloads
+ * replace every name of a full config once before a restart is needed.
  */
-export const PROXY_CONFIGURED_LIMIT = 256;
+const PROXY_REGISTERED_LIMIT = 2 * PROXY_CONFIGURED_LIMIT;
 
 const pool = { description: 'Configured pool name.', configured: true } as const;
 const upstream = { description: 'Configured upstream name (never its address).', configured: true } as const;
@@ -15,9 +20,13 @@ export type DialFailureReason = (typeof DIAL_FAILURE_REASONS)[number];
 export const REJECT_REASONS = ['no_healthy_upstream', 'max_connections', 'draining'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+/**
+ * Every instrument the proxy records (docs/metrics.md is generated from this). Pool, upstream and
+ * listener names come from the config (never addresses), registered at startup and on reload.
+ */
 export const proxyCatalog = defineCatalog({
   namespace: 'switchyard.proxy',
-  configuredLimit: PROXY_CONFIGURED_LIMIT,
+  configuredLimit: PROXY_REGISTERED_LIMIT,
   instruments: {
     connections: {
       kind: 'counter',
@@ -72,8 +81,8 @@ export const proxyCatalog = defineCatalog({
       kind: 'histogram',
       unit: 's',
       description:
-        'How long proxied connections lasted, from the upstream dial succeeding to both sides closing.',
-      attributes: { pool, upstream },
+        'How long proxied connections lasted, from the upstream dial succeeding to both sides closing. By pool only: per upstream its 22 series (19 buckets, +Inf, sum, count) would make 220,000 at 10,000 upstreams; per-upstream load is in connections, active_connections and bytes.',
+      attributes: { pool },
     },
     health_checks: {
       kind: 'counter',

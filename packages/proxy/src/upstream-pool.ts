@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { type Logger, splitHostPort } from '@switchyard/telemetry';
+import { type HistogramSeries, type Logger, splitHostPort } from '@switchyard/telemetry';
 import { type Balancer, createBalancer } from './balancer.ts';
 import type { PoolConfig, UpstreamConfig } from './config.ts';
 import type { ConnectionCells } from './connection.ts';
@@ -8,6 +8,13 @@ import { ActiveHealthChecker, type HealthCheckFailure } from './health-checker.t
 import type { LibuvTcp, TcpHandle } from './libuv-tcp.ts';
 import type { DialFailureReason, ProxyMetrics } from './metrics.ts';
 import { UpstreamHealth } from './upstream-health.ts';
+
+/** What every upstream of a pool shares: the pool's duration series, and a hook for health changes. */
+interface PoolShared {
+  readonly duration: HistogramSeries;
+  /** Runs after every change of an upstream's `health.healthy`. */
+  readonly onHealthChange: () => void;
+}
 
 /** One upstream of a pool: its address, health, load and metric cells. */
 export class Upstream {
@@ -28,7 +35,13 @@ export class Upstream {
   /** Connections open to this upstream now (least_connections reads it). */
   activeConnections = 0;
 
-  constructor(pool: PoolConfig, config: UpstreamConfig, metrics: ProxyMetrics, logger: Logger) {
+  constructor(
+    pool: PoolConfig,
+    config: UpstreamConfig,
+    metrics: ProxyMetrics,
+    logger: Logger,
+    shared: PoolShared,
+  ) {
     this.pool = pool.name;
     this.name = config.name;
     this.address = config.address;
@@ -41,7 +54,6 @@ export class Upstream {
       metrics.upstream_healthy,
       metrics.dial_failures,
       metrics.bytes,
-      metrics['connection.duration'],
       metrics.health_checks,
     ]) {
       family.register(names);
@@ -53,7 +65,7 @@ export class Upstream {
       healthy: metrics.upstream_healthy.cell(names),
       bytesClientToUpstream: metrics.bytes.cell({ ...names, direction: 'client_to_upstream' }),
       bytesUpstreamToClient: metrics.bytes.cell({ ...names, direction: 'upstream_to_client' }),
-      duration: metrics['connection.duration'].series(names),
+      duration: shared.duration,
       dialFailures: {
         timeout: failure('timeout'),
         refused: failure('refused'),
@@ -74,6 +86,7 @@ export class Upstream {
       onChange: (healthy, cause) => {
         cells.healthy.set(healthy ? 1 : 0);
         logger.warn(healthy ? 'upstream healthy again' : 'upstream unhealthy', { ...names, cause });
+        shared.onHealthChange();
       },
     });
     cells.healthy.set(this.health.healthy ? 1 : 0);
@@ -108,6 +121,10 @@ export class UpstreamPool {
   #config: PoolConfig;
   #balancer: Balancer;
   #upstreams: Upstream[] = [];
+  readonly #upstreamsByName = new Map<string, Upstream>();
+  /** The healthy upstreams in configured order; undefined after a health change until the next dial. */
+  #healthy: Upstream[] | undefined;
+  readonly #shared: PoolShared;
   #checker: ActiveHealthChecker | undefined;
   #running = false;
   readonly #metrics: ProxyMetrics;
@@ -121,6 +138,14 @@ export class UpstreamPool {
     this.#metrics = metrics;
     this.#logger = logger.child({ pool: config.name });
     this.#balancer = createBalancer(config.policy);
+    const names = { pool: config.name };
+    metrics['connection.duration'].register(names);
+    this.#shared = {
+      duration: metrics['connection.duration'].series(names),
+      onHealthChange: () => {
+        this.#healthy = undefined;
+      },
+    };
     this.#checker = this.#createChecker(config);
     this.#setUpstreams(config);
   }
@@ -176,14 +201,23 @@ export class UpstreamPool {
    * health). Callback-shaped rather than a Promise: this runs once per client connection.
    */
   dial(clientIp: string, done: DialCallback): void {
-    const healthy = this.#upstreams.filter(isHealthy);
-    const order = this.#balancer.order(healthy, clientIp, this.#config.maxAttempts);
+    const order = this.#balancer.order(this.#healthyUpstreams(), clientIp, this.#config.maxAttempts);
     this.#dialNext({ order, done, attempt: 0 });
   }
 
   /** A connection to `upstream` closed. */
   released(upstream: Upstream): void {
     upstream.activeConnections -= 1;
+  }
+
+  /**
+   * Rebuilt only after a health change: reading the health of every upstream on each dial cost
+   * 12 µs a connection at 1,000 upstreams. An ejected upstream rejoins when its cool-down timer
+   * fires (UpstreamHealth), not when a dial first finds the cool-down over.
+   */
+  #healthyUpstreams(): readonly Upstream[] {
+    if (this.#healthy === undefined) this.#healthy = this.#upstreams.filter(isHealthy);
+    return this.#healthy;
   }
 
   #dialNext(pending: PendingDial): void {
@@ -228,7 +262,7 @@ export class UpstreamPool {
       },
       targets: [],
       onResult: (name: string, ok: boolean, failure?: HealthCheckFailure) => {
-        const upstream = this.#upstreams.find((candidate) => candidate.name === name);
+        const upstream = this.#upstreamsByName.get(name);
         if (upstream === undefined) return;
         if (ok) upstream.cells.checks.success.add();
         else {
@@ -247,9 +281,12 @@ export class UpstreamPool {
       const key = `${upstreamConfig.name}\u0000${upstreamConfig.address}`;
       const kept = previous.get(key);
       previous.delete(key);
-      return kept ?? new Upstream(config, upstreamConfig, this.#metrics, this.#logger);
+      return kept ?? new Upstream(config, upstreamConfig, this.#metrics, this.#logger, this.#shared);
     });
     this.#upstreams = next;
+    this.#healthy = undefined;
+    this.#upstreamsByName.clear();
+    for (const upstream of next) this.#upstreamsByName.set(upstream.name, upstream);
     // Removed upstreams leave the rotation; their open connections carry on to the end. Their series
     // stay at their final values (see ConfiguredNames in the telemetry package).
     for (const removed of previous.values()) removed.health.close();
