@@ -26,7 +26,7 @@ const cells: ConnectionCells = {
   active: uncounted,
   bytesClientToUpstream: uncounted,
   bytesUpstreamToClient: uncounted,
-  duration: { attributes: {}, record: () => {} },
+  duration: { record: () => {} },
 };
 const options = { cells, idleTimeoutMs: 0, header: undefined, onClosed: () => {} };
 

@@ -3,7 +3,7 @@ import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import {
   BYTES_BUCKETS,
   defineCatalog,
-  FieldHistogramRegistry,
+  MetricsWriter,
   registerCatalog,
   SECONDS_BUCKETS,
 } from '@switchyard/telemetry';
@@ -17,9 +17,11 @@ import {
 
 /**
  * What one recorded event costs on the data path, for each way of recording it: a bare field
- * increment (the floor), the catalog's field-backed cells, a careless per-call cell lookup, and the
- * SDK's synchronous instruments called as people usually write them. All instruments live on an
- * sdk-metrics MeterProvider with a reader attached, so SDK calls do their real work.
+ * increment (the floor), the catalog's cells (a slot in shared memory, slot-store.ts), a careless
+ * per-call cell lookup, and the SDK's synchronous instruments called as people usually write them.
+ * The SDK instruments live on an sdk-metrics MeterProvider with a reader attached, so SDK calls do
+ * their real work. The collection cases show what a scrape costs the data thread: one snapshot of
+ * its cells (ours) against one SDK reader.collect() of the same catalog.
  *
  * Run: `node hot-path.bench.ts` from bench/. BENCH_RUNS sets the samples per case (default 7).
  */
@@ -104,7 +106,7 @@ const INBOUND_DATA_OK = { direction: 'inbound', frame_type: 'data', result: 'ok'
 function hotPathCases(): BenchCase[] {
   const reader = new PullReader();
   const meter = new MeterProvider({ readers: [reader] }).getMeter('switchyard.bench.hot_path');
-  const handles = registerCatalog(meter, catalog);
+  const handles = registerCatalog(new MetricsWriter(), catalog);
 
   const decoded = handles['frames.decoded'].cell();
   const routedInboundDataOk = handles['frames.routed'].cell(INBOUND_DATA_OK);
@@ -112,12 +114,11 @@ function hotPathCases(): BenchCase[] {
   const routed = handles['frames.routed'];
   const sizeInbound = handles['frame.size'].series({ direction: 'inbound' });
   const waitInboundDataOk = handles['frame.queue_wait'].series(INBOUND_DATA_OK);
-  // What startTelemetry sets up: histograms in fields, exported by the readers' producers.
-  const fieldHandles = registerCatalog(meter, catalog, {
-    histograms: new FieldHistogramRegistry({ name: 'switchyard.bench.hot_path' }),
-  });
-  const fieldSizeInbound = fieldHandles['frame.size'].series({ direction: 'inbound' });
-  const fieldWaitInboundDataOk = fieldHandles['frame.queue_wait'].series(INBOUND_DATA_OK);
+  // Many connections each holding their own cell, as a data path does: 64 cells taken in turn.
+  const spreadCells = UPSTREAMS.flatMap((upstream) =>
+    ERROR_REASONS.map((reason) => handles['upstream.errors'].cell({ reason, upstream })),
+  );
+  const spreadFields = spreadCells.map(() => ({ x: 0 }));
 
   const naiveFrames = meter.createCounter('bench.naive.frames', { unit: '{frame}' });
   const naiveSize = meter.createHistogram('bench.naive.frame.size', {
@@ -169,6 +170,22 @@ function hotPathCases(): BenchCase[] {
       },
     },
     {
+      name: `plain fields, ${spreadFields.length} taken in turn: \`fields[i].x++\``,
+      run(iterations) {
+        const count = spreadFields.length;
+        for (let i = 0; i < iterations; i++) (spreadFields[i % count] as { x: number }).x++;
+        return (spreadFields[0] as { x: number }).x;
+      },
+    },
+    {
+      name: `cells, ${spreadCells.length} taken in turn: \`cells[i].add(1)\``,
+      run(iterations) {
+        const count = spreadCells.length;
+        for (let i = 0; i < iterations; i++) (spreadCells[i % count] as { add(): void }).add();
+        return (spreadCells[0] as { value: number }).value;
+      },
+    },
+    {
       name: 'family.cell({3 attributes}).add(1) on every call',
       run(iterations) {
         for (let i = 0; i < iterations; i++) {
@@ -201,30 +218,16 @@ function hotPathCases(): BenchCase[] {
       },
     },
     {
-      name: 'SDK-backed series.record(v), 1 attribute (series resolved once)',
+      name: 'histogram series.record(v), 1 attribute (series resolved once)',
       run(iterations) {
         for (let i = 0; i < iterations; i++) sizeInbound.record((i & 1023) * 64);
         return iterations;
       },
     },
     {
-      name: 'SDK-backed series.record(v), 3 attributes (series resolved once)',
+      name: 'histogram series.record(v), 3 attributes (series resolved once)',
       run(iterations) {
         for (let i = 0; i < iterations; i++) waitInboundDataOk.record((i & 1023) * 1e-5);
-        return iterations;
-      },
-    },
-    {
-      name: 'field histogram series.record(v), 1 attribute (startTelemetry default)',
-      run(iterations) {
-        for (let i = 0; i < iterations; i++) fieldSizeInbound.record((i & 1023) * 64);
-        return iterations;
-      },
-    },
-    {
-      name: 'field histogram series.record(v), 3 attributes (startTelemetry default)',
-      run(iterations) {
-        for (let i = 0; i < iterations; i++) fieldWaitInboundDataOk.record((i & 1023) * 1e-5);
         return iterations;
       },
     },
@@ -247,43 +250,86 @@ function hotPathCases(): BenchCase[] {
   ];
 }
 
-/** A separate provider whose catalog has a value in every series, so that a collection exports all. */
-async function collectionCase(): Promise<{ benchCase: BenchCase; series: number; instruments: number }> {
-  const reader = new PullReader();
-  const meter = new MeterProvider({ readers: [reader] }).getMeter('switchyard.bench.collection');
-  const handles = registerCatalog(meter, catalog);
+/** Calls `record` for every series of the catalog that the cases record into, with a value. */
+function everySeries(record: {
+  counter(name: string, attributes: Record<string, string>, value: number): void;
+  histogram(name: string, attributes: Record<string, string>, value: number): void;
+}): void {
   for (const direction of DIRECTIONS) {
-    handles['frame.size'].series({ direction }).record(1500);
+    record.histogram('frame.size', { direction }, 1500);
     for (const frame_type of FRAME_TYPES) {
       for (const result of RESULTS) {
-        handles['frames.routed'].cell({ direction, frame_type, result }).add(3);
-        handles['frame.queue_wait'].series({ direction, frame_type, result }).record(0.002);
+        record.counter('frames.routed', { direction, frame_type, result }, 3);
+        record.histogram('frame.queue_wait', { direction, frame_type, result }, 0.002);
       }
     }
   }
   for (const reason of ERROR_REASONS) {
-    for (const upstream of UPSTREAMS) handles['upstream.errors'].cell({ reason, upstream }).add(1);
+    for (const upstream of UPSTREAMS) record.counter('upstream.errors', { reason, upstream }, 1);
   }
-  handles['frames.decoded'].cell().add(24);
+  record.counter('frames.decoded', {}, 24);
+}
 
+/**
+ * What a scrape costs the data thread: our snapshot of its cells (the telemetry thread does the
+ * rest), against an SDK reader.collect() of the same series (which used to run on the data thread,
+ * before serialization).
+ */
+async function collectionCases(): Promise<{ cases: BenchCase[]; series: number }> {
+  const writer = new MetricsWriter();
+  const handles = registerCatalog(writer, catalog) as unknown as Record<
+    string,
+    {
+      cell(attributes: Record<string, string>): { add(delta: number): void };
+      series(attributes: Record<string, string>): { record(value: number): void };
+    }
+  >;
+  everySeries({
+    counter: (name, attributes, value) => handles[name]?.cell(attributes).add(value),
+    histogram: (name, attributes, value) => handles[name]?.series(attributes).record(value),
+  });
+  const reader = new PullReader();
+  const meter = new MeterProvider({ readers: [reader] }).getMeter('switchyard.bench.collection');
+  const counters = new Map<string, ReturnType<typeof meter.createCounter>>();
+  const histograms = new Map<string, ReturnType<typeof meter.createHistogram>>();
+  everySeries({
+    counter: (name, attributes, value) => {
+      if (!counters.has(name)) counters.set(name, meter.createCounter(`switchyard.bench.${name}`));
+      counters.get(name)?.add(value, attributes);
+    },
+    histogram: (name, attributes, value) => {
+      if (!histograms.has(name)) histograms.set(name, meter.createHistogram(`switchyard.bench.${name}`));
+      histograms.get(name)?.record(value, attributes);
+    },
+  });
   const { resourceMetrics, errors } = await reader.collect();
   if (errors.length > 0)
     throw new AggregateError(errors, 'the collection benchmark catalog failed to collect');
-  const metrics = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics);
-  const series = metrics.reduce((total, metric) => total + metric.dataPoints.length, 0);
-
-  const benchCase: BenchCase = {
-    name: `reader.collect(), ${metrics.length} instruments / ${series} series`,
-    async run(iterations) {
-      let points = 0;
-      for (let i = 0; i < iterations; i++) {
-        const collected = await reader.collect();
-        points += collected.resourceMetrics.scopeMetrics.length;
-      }
-      return points;
+  const series = resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .reduce((total, metric) => total + metric.dataPoints.length, 0);
+  const cases: BenchCase[] = [
+    {
+      name: `ours: writer.snapshot() on the data thread, ${series} series`,
+      run(iterations) {
+        let sequence = 0;
+        for (let i = 0; i < iterations; i++) sequence = writer.snapshot().sequence;
+        return sequence;
+      },
     },
-  };
-  return { benchCase, series, instruments: metrics.length };
+    {
+      name: `SDK: reader.collect() of the same ${series} series`,
+      async run(iterations) {
+        let points = 0;
+        for (let i = 0; i < iterations; i++) {
+          const collected = await reader.collect();
+          points += collected.resourceMetrics.scopeMetrics.length;
+        }
+        return points;
+      },
+    },
+  ];
+  return { cases, series };
 }
 
 function formatNs(ns: number): string {
@@ -337,8 +383,8 @@ async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   const runs = positiveIntegerFromEnv('BENCH_RUNS', 7);
   const hot = hotPathCases();
-  const collection = await collectionCase();
-  const { results, checksum } = await runCases([...hot, collection.benchCase], { runs });
+  const collection = await collectionCases();
+  const { results, checksum } = await runCases([...hot, ...collection.cases], { runs });
 
   const cpus = os.cpus();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -347,7 +393,7 @@ async function main(): Promise<void> {
       '# Switchyard hot-path recording patterns',
       '',
       `node ${process.version} · ${cpus[0]?.model.trim() ?? 'unknown CPU'} · ${cpus.length} logical CPUs · ${process.platform}/${process.arch}`,
-      `sdk-metrics MeterProvider with a pull reader attached · ${runs} samples per case of ~75 ms, taken round-robin after warm-up`,
+      `cells in SharedArrayBuffer slots; SDK cases on an sdk-metrics MeterProvider with a pull reader · ${runs} samples per case of ~75 ms, taken round-robin after warm-up`,
       '',
       'How to read: the median sample is the figure, min the least disturbed one; "x plain" = median / median of case 1',
       '(a bare field increment), so 1.00 costs nothing beyond the increment itself. Lower is better.',
@@ -356,7 +402,7 @@ async function main(): Promise<void> {
       '',
       hotPathTable(results.slice(0, hot.length)),
       '',
-      '## Collection: one reader.collect() of the whole catalog',
+      '## Collection: what one scrape costs the data thread',
       '',
       collectionTable(results.slice(hot.length)),
       '',

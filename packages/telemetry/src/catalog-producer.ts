@@ -86,7 +86,9 @@ function metricOf(
   window: Window,
   now: HrTime,
 ): MetricData | undefined {
-  const { instrument, series } = registered;
+  const { instrument } = registered;
+  // Series announced after this collection merged have no value in it yet.
+  const series = registered.series.filter((one) => one.offset < values.length);
   if (series.length === 0) return undefined;
   const descriptor = {
     name: instrument.otelName,

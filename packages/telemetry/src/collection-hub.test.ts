@@ -150,6 +150,9 @@ test('a writer that does not answer in time fails the collection, and its late r
   const requests: number[] = [];
   channel.port2.on('message', (request: { id: number }) => requests.push(request.id));
   channel.port2.postMessage({ type: 'hello', published: silent.published.buffer } satisfies WriterMessage);
+  const batch = silent.takeSeries();
+  assert.ok(batch !== undefined);
+  channel.port2.postMessage({ type: 'series', batch } satisfies WriterMessage);
   try {
     await assert.rejects(hub.collect(), CollectTimeoutError);
     assert.equal(requests.length, 1);

@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SwitchyardError } from './errors.ts';
-import type { MetricsWriter, SnapshotReport, WriterMessage, WriterRequest } from './metrics-writer.ts';
+import type { MetricsWriter, WriterMessage, WriterRequest } from './metrics-writer.ts';
 import { type SeriesRegistry, WriterView } from './series-registry.ts';
 
 /**
@@ -10,9 +10,9 @@ import { type SeriesRegistry, WriterView } from './series-registry.ts';
  * Rounds never overlap: a snapshot half is overwritten only by the writer's next snapshot, which
  * only a new round asks for, and a round merges before it ends. A collection asked for while a
  * round runs waits for the next round (several such callers share it), so that what it returns is
- * never older than the request. A writer that does not answer within `timeoutMs` fails the round;
- * its report, when it comes, is still applied (announcements are sent once), and it is not asked
- * again until it has answered.
+ * never older than the request. New series arrive apart from snapshots and are learned as they
+ * come. A writer that does not answer within `timeoutMs` fails the round; it is not asked again
+ * until it has answered, and its late snapshot serves the next round.
  */
 
 export class CollectTimeoutError extends SwitchyardError {
@@ -79,17 +79,18 @@ class RemoteWriter {
       this.#view = new WriterView(message.published);
       return;
     }
-    this.#apply(message.report);
+    const view = this.#view;
+    if (view === undefined) throw new Error(`a writer sent ${message.type} before its hello`);
+    if (message.type === 'series') {
+      this.#registry.applySeries(view, message.batch);
+      return;
+    }
+    view.accept(message.report.sequence);
     const waiting = this.#waiting;
     if (waiting !== undefined && waiting.id === message.id) {
       this.#waiting = undefined;
       waiting.resolve(message.report.hookErrors);
     }
-  }
-
-  #apply(report: SnapshotReport): void {
-    if (this.#view === undefined) throw new Error('a writer sent a snapshot before its hello');
-    this.#registry.apply(this.#view, report);
   }
 
   close(): void {
@@ -145,7 +146,9 @@ export class CollectionHub {
       const answers = await Promise.race([Promise.all(live.map((remote) => remote.request())), timeout]);
       // The local snapshot and the merge run in one go: no report can arrive in between.
       const report = this.#local.snapshot();
-      this.registry.apply(this.#localView, report);
+      const batch = this.#local.takeSeries();
+      if (batch !== undefined) this.registry.applySeries(this.#localView, batch);
+      this.#localView.accept(report.sequence);
       return { values: this.registry.merge(), hookErrors: [...answers.flat(), ...report.hookErrors] };
     } finally {
       clearTimeout(timer);

@@ -6,6 +6,7 @@ import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { type CollectionHub, CollectTimeoutError } from './collection-hub.ts';
 import { type ExpositionCounts, expositionChunks, expositionText } from './exposition.ts';
 import { CONTENT_TYPES, type ExpositionFormat } from './exposition-format.ts';
+import { GzipWriter } from './gzip-writer.ts';
 import type { Logger } from './logger.ts';
 import { acceptsGzip, negotiateFormat } from './negotiation.ts';
 import { type SkippedMetric, serializePrometheus } from './prometheus-serializer.ts';
@@ -16,10 +17,8 @@ import type { telemetryCatalog } from './telemetry-catalog.ts';
  * GET /metrics on the telemetry thread: negotiates the format (negotiation.ts), takes one
  * collection of every writer (collection-hub.ts), writes the catalogs' series from it
  * (exposition.ts) followed by whatever the SDK's Prometheus reader collected of instruments outside
- * the catalogs, and streams the result, gzip-compressed when the scraper takes it.
- *
- * gzip runs at level 1: the exposition is repetitive text that level 1 already shrinks about
- * tenfold, and higher levels cost several times the CPU for a few per cent.
+ * the catalogs, and streams the result chunk by chunk, gzip-compressed on this thread when the
+ * scraper takes it (gzip-writer.ts). Nothing here runs on the data thread.
  */
 
 type TelemetryHandles = CatalogHandles<(typeof telemetryCatalog)['declaration']>;
@@ -89,13 +88,16 @@ export class MetricsEndpoint {
       return;
     }
     response.writeHead(200, headers);
-    const sink = gzip ? gzipInto(response) : response;
+    const gzipWriter = gzip ? new GzipWriter() : undefined;
+    if (gzipWriter !== undefined) response.write(gzipWriter.header());
     const counts: ExpositionCounts = { samples: 0 };
+    const closed = new Promise<void>((resolve) => response.once('close', () => resolve()));
     for (const chunk of expositionChunks(await this.#input(values, format), counts)) {
       if (response.destroyed) return;
-      if (!sink.write(chunk)) await once(sink, 'drain');
+      const bytes = gzipWriter === undefined ? chunk : gzipWriter.chunk(chunk);
+      if (!response.write(bytes)) await Promise.race([once(response, 'drain'), closed]);
     }
-    sink.end();
+    response.end(gzipWriter?.end());
     this.#series.set(counts.samples);
     response.once('finish', () => this.#duration[format].record((performance.now() - started) / 1000));
     if (this.#failing) {
@@ -148,12 +150,4 @@ export class MetricsEndpoint {
       .writeHead(timeout ? 503 : 500, { 'content-type': 'text/plain; charset=utf-8' })
       .end(timeout ? `${(error as Error).message}\n` : 'collecting metrics failed; see the worker log\n');
   }
-}
-
-/** A gzip stream at level 1 piped into `response`; write to it instead. */
-function gzipInto(response: ServerResponse): Writable {
-  const gzip = createGzip({ level: zlibConstants.Z_BEST_SPEED });
-  gzip.pipe(response);
-  response.once('close', () => gzip.destroy());
-  return gzip;
 }

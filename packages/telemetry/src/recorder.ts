@@ -148,6 +148,7 @@ class SlotHistogram implements HistogramSeries {
 }
 
 const SEPARATOR = '\u001f';
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
  * Maps raw attribute values onto the declared sets, and each distinct set onto one series.
@@ -216,10 +217,16 @@ class SeriesTable<S> {
     for (const i of this.#configuredIndexes) {
       const key = (this.#instrument.attributes[i] as ResolvedAttribute).key;
       const value = raw[key];
-      if (value === undefined || value === '' || value.length > 64 || value === OTHER_VALUE) {
+      if (
+        value === undefined ||
+        value === '' ||
+        value.length > 64 ||
+        value === OTHER_VALUE ||
+        CONTROL_CHARACTER.test(value)
+      ) {
         throw new SwitchyardError(
           'SWY_ERR_CONFIGURED_VALUE',
-          `${this.#instrument.otelName}: configured attribute "${key}" needs a name of 1 to 64 characters other than "other", got ${JSON.stringify(value)}`,
+          `${this.#instrument.otelName}: configured attribute "${key}" needs a name of 1 to 64 characters other than "other", without control characters, got ${JSON.stringify(value)}`,
         );
       }
       values.set(i, value);

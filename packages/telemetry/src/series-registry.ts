@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { ResolvedInstrument } from './catalog.ts';
 import { braces, type ExpositionFormat, familyHeader, formatLe, labelPairs } from './exposition-format.ts';
-import type { SnapshotReport } from './metrics-writer.ts';
+import { FIELD_SEPARATOR, RECORD_SEPARATOR, type SeriesBatch } from './metrics-writer.ts';
 import { histogramOffsets, seriesWidth } from './series-layout.ts';
 import { SLOTS_PER_CHUNK } from './slot-store.ts';
 
@@ -12,6 +12,11 @@ import { SLOTS_PER_CHUNK } from './slot-store.ts';
  * `merge()` reads every writer's latest snapshot into one array of values, summed across writers
  * (a histogram's min and max are the least and greatest). The exposition and the OTLP producer
  * then work from that array, so a slow HTTP client or a push never holds a snapshot open.
+ *
+ * A writer hands out slots in order and the registry gives series offsets in the order they are
+ * announced, so a writer's series mostly sit in the merged array as they sit in its chunks: the
+ * merge copies such runs whole (a memcpy per run, a few per chunk) and only adds slot by slot for
+ * the series that a second writer also records.
  */
 
 /** One writer thread as the registry reads it: the snapshot halves of its chunks. */
@@ -23,18 +28,32 @@ export class WriterView {
     this.#published = new Int32Array(published);
   }
 
-  /** Takes the chunks a report announces; checks that its snapshot is the one published. */
-  accept(report: SnapshotReport): void {
-    // Atomics.load pairs with the writer's Atomics.store: every slot copied before the store is
-    // visible to the plain reads that follow.
-    const published = Atomics.load(this.#published, 0);
-    if (published !== report.sequence) {
-      throw new Error(`snapshot ${report.sequence} read while ${published} is published`);
-    }
-    for (const buffer of report.chunks) {
+  /** Takes the chunks a series batch announces. */
+  addChunks(buffers: readonly SharedArrayBuffer[]): void {
+    for (const buffer of buffers) {
       this.snapshots.push(new Float64Array(buffer, SLOTS_PER_CHUNK * 8, SLOTS_PER_CHUNK));
     }
   }
+
+  /** Checks that snapshot `sequence` is the one published, before its slots are read. */
+  accept(sequence: number): void {
+    // Atomics.load pairs with the writer's Atomics.store: every slot copied before the store is
+    // visible to the plain reads that follow.
+    const published = Atomics.load(this.#published, 0);
+    if (published !== sequence) throw new Error(`snapshot ${sequence} read while ${published} is published`);
+  }
+}
+
+export function isAscii(text: string): boolean {
+  return !/[^\x00-\x7f]/.test(text);
+}
+
+/**
+ * The same text as one sequential string. Concatenation gives V8 ropes, and a rope costs a walk
+ * every time it is copied; built once and written at every scrape, a prefix is worth flattening.
+ */
+function flat(text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8');
 }
 
 interface SlotSource {
@@ -46,7 +65,8 @@ interface SlotSource {
 export class RegisteredSeries {
   readonly values: readonly string[];
   readonly offset: number;
-  readonly sources: SlotSource[] = [];
+  /** Whether every label value is ASCII (then its lines can be written as latin1, byte for char). */
+  readonly ascii: boolean;
   /** Sample-line prefixes per format: one for a scalar, buckets + `_sum` + `_count` for a histogram. */
   readonly prefixes: { text?: readonly string[]; openmetrics?: readonly string[] } = {};
   #attributes: Attributes | undefined;
@@ -56,6 +76,7 @@ export class RegisteredSeries {
     this.#instrument = instrument;
     this.values = values;
     this.offset = offset;
+    this.ascii = values.every(isAscii);
   }
 
   /** The OpenTelemetry attributes, built on first use (OTLP push) and frozen. */
@@ -80,10 +101,13 @@ export class RegisteredInstrument {
   /** Indexes of the attributes in label-name order, as the exposition writes them. */
   readonly #labelOrder: readonly number[];
   readonly #headers: { text?: string; openmetrics?: string } = {};
+  /** Whether the family lines (HELP may hold any text) are ASCII. */
+  readonly headerAscii: boolean;
 
   constructor(instrument: ResolvedInstrument) {
     this.instrument = instrument;
     this.width = seriesWidth(instrument.kind, instrument.buckets);
+    this.headerAscii = isAscii(instrument.description);
     this.#labelOrder = instrument.attributes
       .map((attribute, index) => ({ name: attribute.labelName, index }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -94,7 +118,7 @@ export class RegisteredInstrument {
     const cached = this.#headers[format];
     if (cached !== undefined) return cached;
     const { prometheusName, prometheusType, description, unit } = this.instrument;
-    const header = familyHeader(prometheusName, prometheusType, description, unit, format);
+    const header = flat(familyHeader(prometheusName, prometheusType, description, unit, format));
     this.#headers[format] = header;
     return header;
   }
@@ -123,9 +147,24 @@ export class RegisteredInstrument {
         `${prometheusName}_count${braces(pairs)} `,
       );
     }
-    series.prefixes[format] = built;
-    return built;
+    const flattened = built.map(flat);
+    series.prefixes[format] = flattened;
+    return flattened;
   }
+}
+
+/** Slots copied as one block: `length` slots of `slots` from `from` to the merged array at `to`. */
+interface CopyRun {
+  readonly slots: Float64Array;
+  readonly from: number;
+  readonly to: number;
+  length: number;
+}
+
+/** A series a further writer records too: its slots there are added to the merged values. */
+interface ExtraSource extends SlotSource {
+  readonly offset: number;
+  readonly width: number;
 }
 
 /** Every series of every writer, for one process's catalogs. */
@@ -133,8 +172,9 @@ export class SeriesRegistry {
   readonly #instruments = new Map<string, RegisteredInstrument>();
   /** Sorted by Prometheus name: the order families appear on /metrics. */
   readonly instruments: readonly RegisteredInstrument[];
-  readonly #all: RegisteredSeries[] = [];
-  readonly #widths: number[] = [];
+  readonly #runs: CopyRun[] = [];
+  readonly #extra: ExtraSource[] = [];
+  #seriesCount = 0;
   #size = 0;
 
   constructor(instruments: readonly ResolvedInstrument[]) {
@@ -148,72 +188,82 @@ export class SeriesRegistry {
 
   /** Series known, across writers. */
   get seriesCount(): number {
-    return this.#all.length;
+    return this.#seriesCount;
   }
 
   /**
-   * Learns what `report` announces: the writer's new chunks, then its new series (a series another
-   * writer already has gains one more source). Call it as the report arrives, before any other
-   * snapshot of the same writer can be taken.
+   * Learns the series a writer announces (a series another writer already has gains one more
+   * source). Apply batches in the order the writer sent them, before its next snapshot is read.
    */
-  apply(writer: WriterView, report: SnapshotReport): void {
-    writer.accept(report);
-    for (const announced of report.series) {
-      const registered = this.#instruments.get(announced.instrument);
-      const slots = writer.snapshots[announced.chunk];
+  applySeries(writer: WriterView, batch: SeriesBatch): void {
+    writer.addChunks(batch.chunks);
+    const records = batch.records.split(RECORD_SEPARATOR);
+    records.forEach((record, i) => {
+      const [instrument = '', ...values] = record.split(FIELD_SEPARATOR);
+      const registered = this.#instruments.get(instrument);
+      const slots = writer.snapshots[batch.addresses[2 * i] as number];
       if (registered === undefined || slots === undefined) {
-        throw new Error(`a writer announced a series of unknown instrument ${announced.instrument}`);
+        throw new Error(`a writer announced a series of unknown instrument ${instrument}`);
       }
-      const key = announced.values.join('\u001f');
-      let series = registered.byValues.get(key);
-      if (series === undefined) {
-        series = new RegisteredSeries(registered.instrument, announced.values, this.#size);
-        this.#size += registered.width;
-        registered.byValues.set(key, series);
-        registered.series.push(series);
-        this.#all.push(series);
-        this.#widths.push(registered.width);
-      }
-      series.sources.push({ slots, index: announced.slot });
+      this.#add(registered, values, slots, batch.addresses[2 * i + 1] as number);
+    });
+  }
+
+  #add(registered: RegisteredInstrument, values: string[], slots: Float64Array, slot: number): void {
+    const key = values.join(FIELD_SEPARATOR);
+    const width = registered.width;
+    const existing = registered.byValues.get(key);
+    if (existing !== undefined) {
+      this.#extra.push({ slots, index: slot, offset: existing.offset, width });
+      return;
     }
+    const series = new RegisteredSeries(registered.instrument, Object.freeze(values), this.#size);
+    registered.byValues.set(key, series);
+    registered.series.push(series);
+    this.#seriesCount += 1;
+    this.#addToRuns(slots, slot, this.#size, width);
+    this.#size += width;
+  }
+
+  #addToRuns(slots: Float64Array, from: number, to: number, length: number): void {
+    const last = this.#runs.at(-1);
+    if (
+      last !== undefined &&
+      last.slots === slots &&
+      last.from + last.length === from &&
+      last.to + last.length === to
+    ) {
+      last.length += length;
+      return;
+    }
+    this.#runs.push({ slots, from, to, length });
   }
 
   /**
-   * Sums every series' slots across writers into a new array, indexed by `series.offset`. Read
-   * only right after `apply` has taken the latest report of every writer.
+   * Sums every series' slots across writers into a new array, indexed by `series.offset`. Call it
+   * right after every writer's latest snapshot was accepted. Series announced later have offsets
+   * past the array's end: readers of this array skip them.
    */
   merge(): Float64Array {
     const merged = new Float64Array(this.#size);
-    const all = this.#all;
-    for (let s = 0; s < all.length; s++) {
-      const series = all[s] as RegisteredSeries;
-      const width = this.#widths[s] as number;
-      const sources = series.sources;
-      if (width === 1) {
-        let value = 0;
-        for (const source of sources) value += source.slots[source.index] as number;
-        merged[series.offset] = value;
-        continue;
-      }
-      mergeHistogram(merged, series.offset, width, sources);
+    for (const run of this.#runs) merged.set(run.slots.subarray(run.from, run.from + run.length), run.to);
+    for (const extra of this.#extra) {
+      if (extra.width === 1)
+        merged[extra.offset] = (merged[extra.offset] as number) + (extra.slots[extra.index] as number);
+      else addHistogram(merged, extra);
     }
     return merged;
   }
 }
 
-function mergeHistogram(merged: Float64Array, offset: number, width: number, sources: SlotSource[]): void {
-  const first = sources[0] as SlotSource;
-  merged.set(first.slots.subarray(first.index, first.index + width), offset);
-  if (sources.length === 1) return;
+/** Adds a further writer's histogram slots: counts and sum add up, min and max are compared. */
+function addHistogram(merged: Float64Array, { slots, index, offset, width }: ExtraSource): void {
   const { min, max } = histogramOffsets(new Array(width - 5));
-  for (let k = 1; k < sources.length; k++) {
-    const { slots, index } = sources[k] as SlotSource;
-    for (let i = 0; i < width; i++) {
-      const value = slots[index + i] as number;
-      const at = offset + i;
-      if (i === min) merged[at] = Math.min(merged[at] as number, value);
-      else if (i === max) merged[at] = Math.max(merged[at] as number, value);
-      else merged[at] = (merged[at] as number) + value;
-    }
+  for (let i = 0; i < width; i++) {
+    const value = slots[index + i] as number;
+    const at = offset + i;
+    if (i === min) merged[at] = Math.min(merged[at] as number, value);
+    else if (i === max) merged[at] = Math.max(merged[at] as number, value);
+    else merged[at] = (merged[at] as number) + value;
   }
 }

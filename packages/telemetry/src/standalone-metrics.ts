@@ -25,7 +25,10 @@ export function standaloneMetrics<D extends CatalogDeclaration>(catalog: Catalog
   return {
     metrics,
     scrape: (format = 'text') => {
-      registry.apply(view, writer.snapshot());
+      const report = writer.snapshot();
+      const batch = writer.takeSeries();
+      if (batch !== undefined) registry.applySeries(view, batch);
+      view.accept(report.sequence);
       return expositionText({ registry, values: registry.merge(), format });
     },
   };
