@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuSecondsOf, runBench } from './child-process.ts';
@@ -19,6 +18,7 @@ import {
 } from './log-forwarder-report.ts';
 import { type LoadRunResult, type RunningLoad, spawnLoad } from './log-load.ts';
 import { type RunningSink, type SinkWaitResult, spawnSink } from './otlp-sink.ts';
+import { freePort } from './proxies.ts';
 
 /**
  * Log forwarder benchmark, three processes under load: the sender (bench/log-load.ts: LogSender
@@ -70,17 +70,6 @@ function readSettings(): Settings {
     sendMs: quick ? 400 : 1_500,
     quick,
   };
-}
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function delay(ms: number): Promise<void> {
@@ -266,7 +255,7 @@ async function main(): Promise<void> {
   const downForwarder = await startForwarder({
     name: 'forwarder-down',
     workDir,
-    collectorEndpoint: `http://127.0.0.1:${await closedPort()}`,
+    collectorEndpoint: `http://127.0.0.1:${await freePort()}`,
   });
   teardown.push(downForwarder);
   const initial = await up.scrape();

@@ -1,11 +1,11 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent, get } from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuSecondsOf, runBench, stopChild } from './child-process.ts';
 import { markdownTable } from './harness.ts';
+import { freePort } from './proxies.ts';
 
 /**
  * /metrics at scale: our telemetry thread against prom-client and the stock
@@ -91,17 +91,6 @@ interface Row {
 }
 
 const children = new Set<ChildProcess>();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 class Target {
   readonly child: ChildProcess;
