@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { echoOnce } from './support/echo-client.ts';
 import { type Family, parseExposition, sampleValue } from './support/exposition.ts';
+import { checkExposition } from './support/openmetrics.ts';
 import { checkMetrics } from './support/promtool.ts';
 import { spawnWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -145,6 +146,21 @@ describe('a proxy with 10,000 upstreams in 10 pools of 1,000', () => {
       new Array(POOLS).fill(['pool']),
       'one duration histogram per pool that proxied a connection, labelled by pool only',
     );
+  });
+
+  test('/metrics in OpenMetrics passes Prometheus 3.16’s own parser with the same series', async () => {
+    const response = await fetch(`${adminUrl}/metrics`, {
+      headers: { accept: 'application/openmetrics-text;version=1.0.0' },
+      signal: AbortSignal.timeout(SLOW_MS),
+    });
+    assert.equal(
+      response.headers.get('content-type'),
+      'application/openmetrics-text; version=1.0.0; charset=utf-8',
+    );
+    const check = await checkExposition(await response.text(), 'openmetrics');
+    assert.deepEqual(check.problems.slice(0, 20), []);
+    const perUpstream = check.samples.filter((sample) => sample.labels.upstream?.startsWith('u') === true);
+    assert.equal(perUpstream.length, documentedSeriesPerUpstream() * POOLS * UPSTREAMS_PER_POOL);
   });
 
   test('SIGHUP reloads a changed config: removed upstreams leave, added ones take traffic, counted as success', async () => {

@@ -46,8 +46,9 @@ export interface InstrumentDeclaration {
 export interface CatalogDeclaration {
   /**
    * The OpenTelemetry namespace of every instrument, `switchyard.<component>` (rule N1).
-   * `semanticConventions: true` catalogs (HTTP server metrics) use the OpenTelemetry semantic
-   * convention names instead and skip N1 only.
+   * `semanticConventions: true` catalogs (HTTP server, process and runtime metrics) use the
+   * OpenTelemetry semantic convention names instead: they skip N1, and N6's name rule for gauges of
+   * unit `1` (`process.cpu.utilization` is named by the spec).
    */
   readonly namespace: string;
   readonly semanticConventions?: boolean;

@@ -38,7 +38,7 @@ export {
 } from './http-metrics.ts';
 export { type Drainable, handleShutdownSignals, runWorkerMain, type ShutdownOptions } from './lifecycle.ts';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
-export { type ExternalMetric, type ReferenceSection, renderMetricsReference } from './metrics-reference.ts';
+export { type ReferenceSection, renderMetricsReference } from './metrics-reference.ts';
 export { type CollectHook, MetricsWriter } from './metrics-writer.ts';
 export { type PrometheusMetricShape, prometheusLabelName, prometheusMetricName } from './naming.ts';
 export type { OtlpPushConfig } from './otlp-push.ts';

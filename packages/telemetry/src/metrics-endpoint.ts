@@ -1,7 +1,5 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Writable } from 'node:stream';
-import { createGzip, constants as zlibConstants } from 'node:zlib';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { type CollectionHub, CollectTimeoutError } from './collection-hub.ts';
 import { type ExpositionCounts, expositionChunks, expositionText } from './exposition.ts';

@@ -7,16 +7,6 @@ export interface ReferenceSection {
   readonly instruments: readonly ResolvedInstrument[];
 }
 
-/** A metric recorded by an upstream OpenTelemetry package, listed but not declared by us. */
-export interface ExternalMetric {
-  readonly otelName: string;
-  readonly prometheusName: string;
-  readonly prometheusType: 'counter' | 'gauge' | 'histogram';
-  readonly unit: string;
-  readonly labels: readonly string[];
-  readonly description: string;
-}
-
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
@@ -159,10 +149,7 @@ function section(part: ReferenceSection): string[] {
  * names, type, unit, labels with their closed value sets, and description; then the process metrics
  * recorded by upstream packages. Deterministic, so a test can compare it with the committed file.
  */
-export function renderMetricsReference(
-  sections: readonly ReferenceSection[],
-  external: readonly ExternalMetric[],
-): string {
+export function renderMetricsReference(sections: readonly ReferenceSection[]): string {
   const lines = [
     '# Metrics reference',
     '',
@@ -176,22 +163,6 @@ export function renderMetricsReference(
     '',
   ];
   for (const part of sections) lines.push(...section(part));
-  lines.push('## Process metrics', '');
-  lines.push(
-    'Recorded by `@opentelemetry/host-metrics` (process groups only) and',
-    '`@opentelemetry/instrumentation-runtime-node`, under their semantic-convention names, outside the',
-    '`switchyard_` namespace. Their label values come from the runtime (CPU state, heap space, GC kind),',
-    'each a small fixed set.',
-    '',
-    '| Prometheus name | OpenTelemetry name | Type | Unit | Labels | Description |',
-    '|---|---|---|---|---|---|',
-  );
-  for (const metric of external) {
-    const labels = metric.labels.length === 0 ? '—' : metric.labels.map((label) => `\`${label}\``).join(', ');
-    lines.push(
-      `| \`${metric.prometheusName}\` | \`${metric.otelName}\` | ${metric.prometheusType} | \`${metric.unit || ' '}\` | ${labels} | ${cell(metric.description)} |`,
-    );
-  }
   lines.push('');
   return lines.join('\n');
 }

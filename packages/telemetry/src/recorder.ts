@@ -112,14 +112,14 @@ class SlotCell implements CountCell, GaugeCell {
 
 class SlotHistogram implements HistogramSeries {
   readonly #slots: Float64Array;
-  readonly #boundaries: readonly number[];
+  readonly #boundaries: Float64Array;
   readonly #base: number;
   readonly #sum: number;
   readonly #count: number;
   readonly #min: number;
   readonly #max: number;
 
-  constructor(slots: Float64Array, base: number, boundaries: readonly number[]) {
+  constructor(slots: Float64Array, base: number, boundaries: Float64Array) {
     const offsets = histogramOffsets(boundaries);
     this.#slots = slots;
     this.#boundaries = boundaries;
@@ -148,7 +148,14 @@ class SlotHistogram implements HistogramSeries {
 }
 
 const SEPARATOR = '\u001f';
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/** A configured name must not hold C0 controls or DEL (they also separate series announcements). */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
 
 /**
  * Maps raw attribute values onto the declared sets, and each distinct set onto one series.
@@ -222,7 +229,7 @@ class SeriesTable<S> {
         value === '' ||
         value.length > 64 ||
         value === OTHER_VALUE ||
-        CONTROL_CHARACTER.test(value)
+        hasControlCharacter(value)
       ) {
         throw new SwitchyardError(
           'SWY_ERR_CONFIGURED_VALUE',
@@ -268,7 +275,9 @@ function cellFamily(writer: MetricsWriter, instrument: ResolvedInstrument) {
 }
 
 function histogramFamily(writer: MetricsWriter, instrument: ResolvedInstrument) {
-  const boundaries = instrument.buckets ?? [];
+  // Typed, shared by the instrument's series: scanning the catalog's frozen array took a record()
+  // from 10 to 30 ns (bench/hot-path.bench.ts).
+  const boundaries = Float64Array.from(instrument.buckets ?? []);
   const table = new SeriesTable<HistogramSeries>(instrument, (values) => {
     const { chunk, slot } = writer.addSeries(
       instrument.otelName,

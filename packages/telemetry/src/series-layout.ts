@@ -8,7 +8,7 @@ import type { InstrumentKind } from './catalog.ts';
  * B + 1 bucket counts (the last one above every boundary), then sum, count, min and max.
  */
 
-export function seriesWidth(kind: InstrumentKind, boundaries: readonly number[] | undefined): number {
+export function seriesWidth(kind: InstrumentKind, boundaries: ArrayLike<number> | undefined): number {
   return kind === 'histogram' ? (boundaries?.length ?? 0) + 5 : 1;
 }
 
@@ -20,7 +20,7 @@ export interface HistogramOffsets {
   readonly max: number;
 }
 
-export function histogramOffsets(boundaries: readonly number[]): HistogramOffsets {
+export function histogramOffsets(boundaries: ArrayLike<number>): HistogramOffsets {
   const buckets = boundaries.length + 1;
   return { sum: buckets, count: buckets + 1, min: buckets + 2, max: buckets + 3 };
 }

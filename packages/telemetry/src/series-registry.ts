@@ -45,7 +45,7 @@ export class WriterView {
 }
 
 export function isAscii(text: string): boolean {
-  return !/[^\x00-\x7f]/.test(text);
+  return !/[\u0080-\uffff]/.test(text);
 }
 
 /**
