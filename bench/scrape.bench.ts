@@ -4,7 +4,7 @@ import { Agent, get } from 'node:http';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuSecondsOf, runBench, stopChild } from './child-process.ts';
-import { markdownTable } from './harness.ts';
+import { markdownTable, positiveIntegerFromEnv } from './harness.ts';
 import { freePort } from './proxies.ts';
 
 /**
@@ -25,7 +25,8 @@ import { freePort } from './proxies.ts';
  * order at each size; the machine has 2 cores, so read ratios and the stall columns side by side.
  *
  * Run: `node scrape.bench.ts` from bench/. BENCH_QUICK=1 for a smoke run (1k and 10k, short windows);
- * BENCH_SCRAPE_SIZES=10000,100000 picks the sizes.
+ * BENCH_SCRAPE_SIZES=10000,100000 picks the sizes, BENCH_SCRAPE_CONTENDERS=ours,prom-client the
+ * implementations (ours, prom-client, otel-stock), BENCH_SCRAPE_SECONDS the scraped window (10).
  */
 
 const PROMETHEUS_3_ACCEPT =
@@ -50,6 +51,7 @@ const CONTENDERS: readonly Contender[] = [
 
 interface Settings {
   readonly sizes: readonly number[];
+  readonly contenders: readonly Contender[];
   readonly idleMs: number;
   readonly scrapedSeconds: number;
   /** Wall time the back-to-back CPU measurement aims at. */
@@ -59,17 +61,31 @@ interface Settings {
 
 function readSettings(): Settings {
   const quick = process.env.BENCH_QUICK === '1';
-  const defaults = quick
-    ? { sizes: [1_000, 10_000], idleMs: 1_000, scrapedSeconds: 3, cpuWindowMs: 500, quick }
-    : { sizes: [1_000, 10_000, 100_000], idleMs: 5_000, scrapedSeconds: 10, cpuWindowMs: 2_000, quick };
-  const sizes = process.env.BENCH_SCRAPE_SIZES?.split(',').map(Number);
-  if (sizes === undefined) return defaults;
+  const sizes = process.env.BENCH_SCRAPE_SIZES?.split(',').map(Number) ?? [
+    1_000,
+    10_000,
+    ...(quick ? [] : [100_000]),
+  ];
   if (sizes.some((size) => !Number.isInteger(size) || size < 100)) {
     throw new RangeError(
       `BENCH_SCRAPE_SIZES="${process.env.BENCH_SCRAPE_SIZES}": give series counts of at least 100, e.g. 10000,100000`,
     );
   }
-  return { ...defaults, sizes };
+  const impls = process.env.BENCH_SCRAPE_CONTENDERS?.split(',');
+  const contenders = CONTENDERS.filter((contender) => impls === undefined || impls.includes(contender.impl));
+  if (contenders.length === 0) {
+    throw new RangeError(
+      `BENCH_SCRAPE_CONTENDERS="${process.env.BENCH_SCRAPE_CONTENDERS}" names none of ours, prom-client, otel-stock`,
+    );
+  }
+  return {
+    sizes,
+    contenders,
+    idleMs: quick ? 1_000 : 5_000,
+    scrapedSeconds: positiveIntegerFromEnv('BENCH_SCRAPE_SECONDS', quick ? 3 : 10),
+    cpuWindowMs: quick ? 500 : 2_000,
+    quick,
+  };
 }
 
 interface ProbeReport {
@@ -263,7 +279,7 @@ async function main(): Promise<void> {
   for (const size of settings.sizes) {
     const upstreams = Math.round(size / SERIES_PER_UPSTREAM);
     const rows: Row[] = [];
-    for (const contender of CONTENDERS) rows.push(await measure(contender, upstreams, settings));
+    for (const contender of settings.contenders) rows.push(await measure(contender, upstreams, settings));
     sections.push(
       `### ${size.toLocaleString('en-US')} series (${upstreams.toLocaleString('en-US')} upstreams)`,
       '',

@@ -1,6 +1,13 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { ResolvedInstrument } from './catalog.ts';
-import { braces, type ExpositionFormat, familyHeader, formatLe, labelPairs } from './exposition-format.ts';
+import {
+  braces,
+  type ExpositionFormat,
+  familyHeader,
+  formatLe,
+  formatSampleValue,
+  labelPairs,
+} from './exposition-format.ts';
 import { FIELD_SEPARATOR, RECORD_SEPARATOR, type SeriesBatch } from './metrics-writer.ts';
 import { histogramOffsets, seriesWidth } from './series-layout.ts';
 import { SLOTS_PER_CHUNK } from './slot-store.ts';
@@ -153,6 +160,28 @@ export class RegisteredInstrument {
   }
 }
 
+/**
+ * The text of each line's last value, by its index in the merged values: most series of a big
+ * worker have not moved since the previous scrape, and a number's text is the largest garbage a
+ * scrape would otherwise make on the telemetry thread.
+ */
+export class ValueTexts {
+  readonly #values: number[] = [];
+  readonly #texts: string[] = [];
+
+  text(index: number, value: number): string {
+    if (this.#values[index] === value) return this.#texts[index] as string;
+    const text = formatSampleValue(value);
+    while (this.#values.length <= index) {
+      this.#values.push(Number.NaN);
+      this.#texts.push('');
+    }
+    this.#values[index] = value;
+    this.#texts[index] = text;
+    return text;
+  }
+}
+
 /** Slots copied as one block: `length` slots of `slots` from `from` to the merged array at `to`. */
 interface CopyRun {
   readonly slots: Float64Array;
@@ -170,6 +199,7 @@ interface ExtraSource extends SlotSource {
 /** Every series of every writer, for one process's catalogs. */
 export class SeriesRegistry {
   readonly #instruments = new Map<string, RegisteredInstrument>();
+  readonly valueTexts = new ValueTexts();
   /** Sorted by Prometheus name: the order families appear on /metrics. */
   readonly instruments: readonly RegisteredInstrument[];
   readonly #runs: CopyRun[] = [];
