@@ -90,8 +90,7 @@ export class MetricsEndpoint {
     if (gzipWriter !== undefined) response.write(gzipWriter.header());
     const counts: ExpositionCounts = { samples: 0 };
     const closed = new Promise<void>((resolve) => response.once('close', () => resolve()));
-    const input = { ...(await this.#input(values, format)), reuseChunks: gzipWriter !== undefined };
-    for (const chunk of expositionChunks(input, counts)) {
+    for (const chunk of expositionChunks(await this.#input(values, format), counts)) {
       if (response.destroyed) return;
       const bytes = gzipWriter === undefined ? chunk : gzipWriter.chunk(chunk);
       if (!response.write(bytes)) await Promise.race([once(response, 'drain'), closed]);
