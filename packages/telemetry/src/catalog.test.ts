@@ -190,10 +190,11 @@ test('rejects two instruments that become one Prometheus name', () => {
   );
 });
 
-test('configured attributes take no values and are bounded by the catalog configuredLimit', () => {
-  const catalog = defineCatalog({
+/** A dial-failure counter by configured pool and declared reasons, in a catalog of `configuredLimit`. */
+function dialFailures(configuredLimit: number, reasons: readonly string[]) {
+  return defineCatalog({
     namespace: 'switchyard.proxy',
-    configuredLimit: 100,
+    configuredLimit,
     instruments: {
       dial_failures: {
         kind: 'counter',
@@ -201,11 +202,15 @@ test('configured attributes take no values and are bounded by the catalog config
         description: 'x',
         attributes: {
           pool: { description: 'x', configured: true },
-          reason: { description: 'x', values: ['timeout', 'refused'] },
+          reason: { description: 'x', values: reasons },
         },
       },
     },
   });
+}
+
+test('configured attributes take no values and are bounded by the catalog configuredLimit', () => {
+  const catalog = dialFailures(100, ['timeout', 'refused']);
   assert.equal(catalog.instruments[0]?.maxSeries, 101 * 3);
   assert.equal(catalog.instruments[0]?.configuredLimit, 100);
   assertRule(
@@ -229,21 +234,7 @@ test('configured attributes take no values and are bounded by the catalog config
 });
 
 test('a large configured limit is allowed: the declared values bound the series per combination', () => {
-  const catalog = defineCatalog({
-    namespace: 'switchyard.proxy',
-    configuredLimit: 10_000,
-    instruments: {
-      dial_failures: {
-        kind: 'counter',
-        unit: '{dial}',
-        description: 'x',
-        attributes: {
-          upstream: { description: 'x', configured: true },
-          reason: { description: 'x', values: ['timeout', 'refused', 'reset', 'unreachable', 'other'] },
-        },
-      },
-    },
-  });
+  const catalog = dialFailures(10_000, ['timeout', 'refused', 'reset', 'unreachable', 'other']);
   assert.equal(catalog.instruments[0]?.seriesPerCombination, 5);
   assert.equal(catalog.instruments[0]?.maxSeries, 5 * 10_001);
 });

@@ -36,7 +36,10 @@ class RemoteWriter {
   readonly #registry: SeriesRegistry;
   #view: WriterView | undefined;
   #nextId = 1;
-  #waiting: { id: number; resolve: (errors: readonly string[]) => void } | undefined;
+  /** The unanswered request: a later round waits for the same answer. */
+  #inflight:
+    | { id: number; answer: Promise<readonly string[]>; resolve: (errors: readonly string[]) => void }
+    | undefined;
   #closed = false;
 
   constructor(port: MessagePort, registry: SeriesRegistry) {
@@ -45,8 +48,7 @@ class RemoteWriter {
     port.on('message', (message: WriterMessage) => this.#receive(message));
     port.on('close', () => {
       this.#closed = true;
-      this.#waiting?.resolve([]);
-      this.#waiting = undefined;
+      this.#settle([]);
     });
   }
 
@@ -57,21 +59,22 @@ class RemoteWriter {
   /** Resolves once the writer's report for this (or its still unanswered) request is applied. */
   request(): Promise<readonly string[]> {
     if (this.#closed) return Promise.resolve([]);
-    const pending = this.#waiting;
-    if (pending !== undefined) {
-      return new Promise((resolve) => {
-        const previous = pending.resolve;
-        pending.resolve = (errors) => {
-          previous(errors);
-          resolve(errors);
-        };
+    if (this.#inflight === undefined) {
+      const id = this.#nextId++;
+      let resolve: (errors: readonly string[]) => void = () => {};
+      const answer = new Promise<readonly string[]>((settle) => {
+        resolve = settle;
       });
-    }
-    const id = this.#nextId++;
-    return new Promise((resolve) => {
-      this.#waiting = { id, resolve };
+      this.#inflight = { id, answer, resolve };
       this.#port.postMessage({ type: 'collect', id } satisfies WriterRequest);
-    });
+    }
+    return this.#inflight.answer;
+  }
+
+  #settle(errors: readonly string[]): void {
+    const inflight = this.#inflight;
+    this.#inflight = undefined;
+    inflight?.resolve(errors);
   }
 
   #receive(message: WriterMessage): void {
@@ -86,11 +89,7 @@ class RemoteWriter {
       return;
     }
     view.accept(message.report.sequence);
-    const waiting = this.#waiting;
-    if (waiting !== undefined && waiting.id === message.id) {
-      this.#waiting = undefined;
-      waiting.resolve(message.report.hookErrors);
-    }
+    if (this.#inflight?.id === message.id) this.#settle(message.report.hookErrors);
   }
 
   close(): void {
@@ -145,10 +144,7 @@ export class CollectionHub {
     try {
       const answers = await Promise.race([Promise.all(live.map((remote) => remote.request())), timeout]);
       // The local snapshot and the merge run in one go: no report can arrive in between.
-      const report = this.#local.snapshot();
-      const batch = this.#local.takeSeries();
-      if (batch !== undefined) this.registry.applySeries(this.#localView, batch);
-      this.#localView.accept(report.sequence);
+      const report = this.registry.snapshotLocal(this.#local, this.#localView);
       return { values: this.registry.merge(), hookErrors: [...answers.flat(), ...report.hookErrors] };
     } finally {
       clearTimeout(timer);

@@ -28,10 +28,7 @@ function setup() {
   const registry = new SeriesRegistry(catalog.instruments);
   const view = new WriterView(writer.published.buffer);
   const collect = () => {
-    const report = writer.snapshot();
-    const batch = writer.takeSeries();
-    if (batch !== undefined) registry.applySeries(view, batch);
-    view.accept(report.sequence);
+    registry.snapshotLocal(writer, view);
     return registry.merge();
   };
   return { writer, metrics, registry, view, collect };

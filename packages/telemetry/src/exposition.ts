@@ -11,7 +11,7 @@ import { isAscii, type SeriesRegistry, type ValueTexts } from './series-registry
  *
  * Every family header and every series' line prefix (name and escaped, sorted labels) is built
  * once, when first written (series-registry.ts); a scrape only formats numbers and concatenates.
- * The text comes out in chunks of about `chunkChars` characters, so that the admin server can
+ * The text comes out in chunks of about CHUNK_CHARS characters, so that the admin server can
  * stream a 100,000-series response instead of building it whole.
  *
  * Histogram series appear with their first observation (as the SDK's histograms did); every
@@ -27,8 +27,6 @@ export interface ExpositionInput {
   readonly targetInfo?: string | undefined;
   /** Families from elsewhere (the SDK's own instruments), already in `format`, written last. */
   readonly extraFamilies?: string | undefined;
-  /** Characters per chunk, about. */
-  readonly chunkChars?: number;
 }
 
 export interface ExpositionCounts {
@@ -36,7 +34,7 @@ export interface ExpositionCounts {
   samples: number;
 }
 
-const DEFAULT_CHUNK_CHARS = 64 * 1024;
+const CHUNK_CHARS = 64 * 1024;
 
 /**
  * Collects the pieces of one chunk and encodes them at once: a join makes one flat string (no
@@ -77,7 +75,6 @@ class ChunkBuilder {
 /** Yields the exposition in chunks; `counts.samples` is complete once the generator is done. */
 export function* expositionChunks(input: ExpositionInput, counts: ExpositionCounts): Generator<Buffer> {
   const { registry, values, format } = input;
-  const chunkChars = input.chunkChars ?? DEFAULT_CHUNK_CHARS;
   const chunk = new ChunkBuilder();
   const texts = registry.valueTexts;
   let samples = 0;
@@ -107,7 +104,7 @@ export function* expositionChunks(input: ExpositionInput, counts: ExpositionCoun
         histogramLines(chunk, texts, prefixes, series.ascii, values, offset, countOffset);
         samples += prefixes.length;
       }
-      if (chunk.length >= chunkChars) yield chunk.take();
+      if (chunk.length >= CHUNK_CHARS) yield chunk.take();
     }
   }
   if (input.extraFamilies !== undefined) chunk.add(input.extraFamilies, isAscii(input.extraFamilies));

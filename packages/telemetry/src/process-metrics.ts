@@ -315,7 +315,7 @@ function sampleHeapAndResources(handles: RuntimeHandles, running: () => boolean)
   const available = cellsByValue(handles['v8js.memory.heap.space.available_size'], name);
   const physical = cellsByValue(handles['v8js.memory.heap.space.physical_size'], name);
   const resources = cellsByValue(handles['v8js.resource.active'], 'v8js.resource.type');
-  const seenTypes = new Set<string>();
+  const resourceCells = new Set<{ value: number }>();
   handles['v8js.memory.heap.used'].onCollect(() => {
     if (!running()) return;
     for (const space of v8.getHeapSpaceStatistics()) {
@@ -324,16 +324,13 @@ function sampleHeapAndResources(handles: RuntimeHandles, running: () => boolean)
       available(space.space_name).value = space.space_available_size;
       physical(space.space_name).value = space.physical_space_size;
     }
-    const counts = new Map<string, number>();
-    for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1);
-    for (const type of counts.keys()) seenTypes.add(type);
-    // Unlisted types share `other`: sum them rather than let the last one win.
-    const totals = new Map<{ value: number }, number>();
-    for (const type of seenTypes) {
+    // Count afresh; unlisted types all count into `other`.
+    for (const cell of resourceCells) cell.value = 0;
+    for (const type of process.getActiveResourcesInfo()) {
       const cell = resources(type);
-      totals.set(cell, (totals.get(cell) ?? 0) + (counts.get(type) ?? 0));
+      resourceCells.add(cell);
+      cell.value += 1;
     }
-    for (const [cell, total] of totals) cell.value = total;
   });
 }
 

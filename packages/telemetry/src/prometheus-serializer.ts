@@ -157,10 +157,11 @@ export function serializePrometheus(
   const format = options.format ?? 'text';
   const families = new Map<string, Family>();
   const skipped: SkippedMetric[] = [];
+  const taken = options.taken ?? new Set<string>();
   for (const scopeMetrics of resourceMetrics.scopeMetrics) {
     for (const metric of scopeMetrics.metrics) {
       if (metric.dataPoints.length > 0)
-        appendMetric(families, metric, format, options.taken ?? new Set(), skipped);
+        appendMetric(families, metric, format, taken, skipped);
     }
   }
   let text = '';

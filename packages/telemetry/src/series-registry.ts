@@ -8,7 +8,13 @@ import {
   formatSampleValue,
   labelPairs,
 } from './exposition-format.ts';
-import { FIELD_SEPARATOR, RECORD_SEPARATOR, type SeriesBatch } from './metrics-writer.ts';
+import {
+  FIELD_SEPARATOR,
+  type MetricsWriter,
+  RECORD_SEPARATOR,
+  type SeriesBatch,
+  type SnapshotReport,
+} from './metrics-writer.ts';
 import { histogramOffsets, seriesWidth } from './series-layout.ts';
 import { SLOTS_PER_CHUNK } from './slot-store.ts';
 
@@ -237,6 +243,19 @@ export class SeriesRegistry {
       }
       this.#add(registered, values, slots, batch.addresses[2 * i + 1] as number);
     });
+  }
+
+  /**
+   * Snapshots a writer of this thread and learns its new series: what a remote writer's messages
+   * do, in one call. Merge right after, before anything else can record.
+   */
+  snapshotLocal(writer: MetricsWriter, view: WriterView): SnapshotReport {
+    // A collect hook may create a series: take the batch after the snapshot.
+    const report = writer.snapshot();
+    const batch = writer.takeSeries();
+    if (batch !== undefined) this.applySeries(view, batch);
+    view.accept(report.sequence);
+    return report;
   }
 
   #add(registered: RegisteredInstrument, values: string[], slots: Float64Array, slot: number): void {

@@ -25,10 +25,7 @@ export function standaloneMetrics<D extends CatalogDeclaration>(catalog: Catalog
   return {
     metrics,
     scrape: (format = 'text') => {
-      const report = writer.snapshot();
-      const batch = writer.takeSeries();
-      if (batch !== undefined) registry.applySeries(view, batch);
-      view.accept(report.sequence);
+      registry.snapshotLocal(writer, view);
       return expositionText({ registry, values: registry.merge(), format });
     },
   };

@@ -4,18 +4,19 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { metrics as metricsApi } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { type IMetricReader, MeterProvider } from '@opentelemetry/sdk-metrics';
-import { ADMIN_ROUTES, AdminServer } from './admin-server.ts';
-import { defineCatalog, type ResolvedInstrument } from './catalog.ts';
+import { AdminServer } from './admin-server.ts';
+import { defineCatalog } from './catalog.ts';
 import { catalogProducer } from './catalog-producer.ts';
 import { CollectionHub } from './collection-hub.ts';
 import { CONTENT_TYPES, SDK_DISABLED_EXPOSITION } from './exposition-format.ts';
-import { httpServerCatalog, registerHttpServerMetrics } from './http-metrics.ts';
+import { registerHttpServerMetrics } from './http-metrics.ts';
 import type { LogFields, Logger, LogLevel } from './logger.ts';
 import { MetricsEndpoint } from './metrics-endpoint.ts';
 import { MetricsWriter } from './metrics-writer.ts';
 import { readOtelEnvironment } from './otel-env.ts';
 import { createOtlpReader, otlpEndpoint } from './otlp-push.ts';
-import { processCatalog, runtimeCatalog, startProcessMetrics } from './process-metrics.ts';
+import { pipelineCatalogs } from './pipeline-catalogs.ts';
+import { startProcessMetrics } from './process-metrics.ts';
 import { attributePairs } from './prometheus-serializer.ts';
 import { registerCatalog } from './recorder.ts';
 import { buildResource } from './resource.ts';
@@ -92,19 +93,11 @@ async function start(init: TelemetryThreadInit, logger: Logger) {
   yieldToDataThread(logger);
   const otelEnv = readOtelEnvironment(init.env);
   const { settings } = init;
-  const routes = [...ADMIN_ROUTES, ...init.httpRoutes];
-  const httpCatalog = httpServerCatalog(routes);
-  const instruments: ResolvedInstrument[] = [
-    ...defineCatalog(init.catalog).instruments,
-    ...telemetryCatalog.instruments,
-    ...httpCatalog.instruments,
-    ...runtimeCatalog.instruments,
-    ...processCatalog.instruments,
-  ];
+  const catalogs = pipelineCatalogs(defineCatalog(init.catalog), init.httpRoutes);
   const local = new MetricsWriter();
   const handles = registerCatalog(local, telemetryCatalog);
-  const http = registerHttpServerMetrics(local, httpCatalog, routes);
-  const hub = new CollectionHub(new SeriesRegistry(instruments), local, init.collectTimeoutMs);
+  const http = registerHttpServerMetrics(local, catalogs.http, catalogs.routes);
+  const hub = new CollectionHub(new SeriesRegistry(catalogs.instruments), local, init.collectTimeoutMs);
   hub.addWriter(init.writerPort);
   const state = new WorkerState(init.state);
 

@@ -1,21 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { ADMIN_ROUTES } from './admin-server.ts';
-import { assertUniqueNames, type Catalog, type CatalogDeclaration } from './catalog.ts';
+import type { Catalog, CatalogDeclaration } from './catalog.ts';
 import { SwitchyardError } from './errors.ts';
 import type { ExpositionFormat } from './exposition-format.ts';
-import {
-  type HttpServerHandles,
-  httpServerCatalog,
-  type RouteClassifier,
-  registerHttpServerMetrics,
-} from './http-metrics.ts';
+import { type HttpServerHandles, type RouteClassifier, registerHttpServerMetrics } from './http-metrics.ts';
 import type { Logger } from './logger.ts';
 import { MetricsWriter } from './metrics-writer.ts';
 import { readOtelEnvironment } from './otel-env.ts';
-import { processCatalog, runtimeCatalog, type Sampler, startRuntimeMetrics } from './process-metrics.ts';
+import { pipelineCatalogs } from './pipeline-catalogs.ts';
+import { type Sampler, startRuntimeMetrics } from './process-metrics.ts';
 import { type CatalogHandles, registerCatalog } from './recorder.ts';
-import { telemetryCatalog } from './telemetry-catalog.ts';
 import type {
   ControlMessage,
   ControlRequest,
@@ -116,19 +110,11 @@ async function buildTelemetry<D extends CatalogDeclaration>(
 ): Promise<Telemetry<D>> {
   const env = options.env ?? process.env;
   const otelEnv = readOtelEnvironment(env);
-  const routes = [...ADMIN_ROUTES, ...(options.httpRoutes ?? [])];
-  const httpCatalog = httpServerCatalog(routes);
-  assertUniqueNames([
-    ...options.catalog.instruments,
-    ...telemetryCatalog.instruments,
-    ...httpCatalog.instruments,
-    ...runtimeCatalog.instruments,
-    ...processCatalog.instruments,
-  ]);
+  const catalogs = pipelineCatalogs(options.catalog, options.httpRoutes ?? []);
 
   const writer = new MetricsWriter();
   const metrics = registerCatalog(writer, options.catalog);
-  const http = registerHttpServerMetrics(writer, httpCatalog, routes);
+  const http = registerHttpServerMetrics(writer, catalogs.http, catalogs.routes);
   let runtime: Sampler | undefined;
   if (options.settings.processMetrics && !otelEnv.sdkDisabled) runtime = startRuntimeMetrics(writer);
   const state = new WorkerState();
@@ -156,14 +142,18 @@ async function buildTelemetry<D extends CatalogDeclaration>(
     }),
     options.logger,
   );
-  let ready: Extract<ControlMessage, { type: 'ready' }>;
-  try {
-    ready = await thread.ready;
-  } catch (error) {
+  /** Stops what this thread started for the pipeline, the telemetry thread last. */
+  const release = async () => {
     heartbeat.stop();
     runtime?.stop();
     channel.port1.close();
     await thread.terminate();
+  };
+  let ready: Extract<ControlMessage, { type: 'ready' }>;
+  try {
+    ready = await thread.ready;
+  } catch (error) {
+    await release();
     throw error;
   }
 
@@ -197,10 +187,7 @@ async function buildTelemetry<D extends CatalogDeclaration>(
         } catch (error) {
           options.logger.warn('the telemetry thread did not shut down cleanly', { error });
         }
-        heartbeat.stop();
-        runtime?.stop();
-        channel.port1.close();
-        await thread.terminate();
+        await release();
         liveTelemetry = false;
       })();
       return stopped;
