@@ -36,18 +36,36 @@ const REASONS = ['timeout', 'refused', 'reset', 'unreachable', 'other'] as const
 const DIRECTIONS = ['client_to_upstream', 'upstream_to_client'] as const;
 const BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-interface Names {
+/** One upstream's names and values, the same in every contender (deterministic, non-trivial). */
+interface Upstream {
   readonly pool: string;
   readonly upstream: string;
-  /** Deterministic, non-trivial values, the same in every contender. */
-  readonly seed: number;
+  readonly connections: number;
+  readonly bytesToUpstream: number;
+  readonly bytesToClient: number;
+  /** Dial failures, all with reason `refused` (the other reasons stay at zero). */
+  readonly refused: number;
+  readonly healthy: number;
+  readonly active: number;
 }
 
-function* upstreamNames(): Generator<Names> {
+function* upstreamsOf(): Generator<Upstream> {
   for (let i = 0; i < upstreams; i++) {
-    yield { pool: `pool-${Math.floor(i / UPSTREAMS_PER_POOL)}`, upstream: `upstream-${i}`, seed: i };
+    yield {
+      pool: `pool-${Math.floor(i / UPSTREAMS_PER_POOL)}`,
+      upstream: `upstream-${i}`,
+      connections: i * 7,
+      bytesToUpstream: i * 1_048_573,
+      bytesToClient: i * 3_145_739,
+      refused: i % 13,
+      healthy: i % 7 === 0 ? 0 : 1,
+      active: i % 50,
+    };
   }
 }
+
+/** What each pool's duration histogram observes. */
+const DURATIONS = Array.from({ length: 50 }, (_, i) => (i + 1) * 0.037);
 
 const pools = Math.ceil(upstreams / UPSTREAMS_PER_POOL);
 
@@ -114,8 +132,8 @@ async function startOurs(): Promise<void> {
     env: {},
   });
   const m = telemetry.metrics;
-  for (const { pool, upstream, seed } of upstreamNames()) {
-    const names = { pool, upstream };
+  for (const one of upstreamsOf()) {
+    const names = { pool: one.pool, upstream: one.upstream };
     for (const family of [
       m.connections,
       m.bytes,
@@ -125,17 +143,17 @@ async function startOurs(): Promise<void> {
     ]) {
       family.register(names);
     }
-    m.connections.cell(names).add(seed * 7);
-    m.bytes.cell({ ...names, direction: 'client_to_upstream' }).add(seed * 1_048_573);
-    m.bytes.cell({ ...names, direction: 'upstream_to_client' }).add(seed * 3_145_739);
-    m.dial_failures.cell({ ...names, reason: 'refused' }).add(seed % 13);
-    m.upstream_healthy.cell(names).set(seed % 7 === 0 ? 0 : 1);
-    m.active_connections.cell(names).add(seed % 50);
+    m.connections.cell(names).add(one.connections);
+    m.bytes.cell({ ...names, direction: 'client_to_upstream' }).add(one.bytesToUpstream);
+    m.bytes.cell({ ...names, direction: 'upstream_to_client' }).add(one.bytesToClient);
+    m.dial_failures.cell({ ...names, reason: 'refused' }).add(one.refused);
+    m.upstream_healthy.cell(names).set(one.healthy);
+    m.active_connections.cell(names).add(one.active);
   }
   for (let p = 0; p < pools; p++) {
     m['connection.duration'].register({ pool: `pool-${p}` });
     const series = m['connection.duration'].series({ pool: `pool-${p}` });
-    for (let i = 1; i <= 50; i++) series.record(i * 0.037);
+    for (const seconds of DURATIONS) series.record(seconds);
   }
 }
 
@@ -178,17 +196,17 @@ function startPromClient(): void {
     buckets: BUCKETS,
     registers: [registry],
   });
-  for (const { pool, upstream, seed } of upstreamNames()) {
-    connections.inc({ pool, upstream }, seed * 7);
-    bytes.inc({ pool, upstream, direction: 'client_to_upstream' }, seed * 1_048_573);
-    bytes.inc({ pool, upstream, direction: 'upstream_to_client' }, seed * 3_145_739);
+  for (const { pool, upstream, ...one } of upstreamsOf()) {
+    connections.inc({ pool, upstream }, one.connections);
+    bytes.inc({ pool, upstream, direction: 'client_to_upstream' }, one.bytesToUpstream);
+    bytes.inc({ pool, upstream, direction: 'upstream_to_client' }, one.bytesToClient);
     for (const reason of REASONS)
-      dialFailures.inc({ pool, upstream, reason }, reason === 'refused' ? seed % 13 : 0);
-    healthy.set({ pool, upstream }, seed % 7 === 0 ? 0 : 1);
-    active.set({ pool, upstream }, seed % 50);
+      dialFailures.inc({ pool, upstream, reason }, reason === 'refused' ? one.refused : 0);
+    healthy.set({ pool, upstream }, one.healthy);
+    active.set({ pool, upstream }, one.active);
   }
   for (let p = 0; p < pools; p++) {
-    for (let i = 1; i <= 50; i++) duration.observe({ pool: `pool-${p}` }, i * 0.037);
+    for (const seconds of DURATIONS) duration.observe({ pool: `pool-${p}` }, seconds);
   }
   createServer((_request, response) => {
     registry.metrics().then((text) => {
@@ -213,17 +231,17 @@ function startOtelStock(): void {
     unit: 's',
     advice: { explicitBucketBoundaries: BUCKETS },
   });
-  for (const { pool, upstream, seed } of upstreamNames()) {
-    connections.add(seed * 7, { pool, upstream });
-    bytes.add(seed * 1_048_573, { pool, upstream, direction: 'client_to_upstream' });
-    bytes.add(seed * 3_145_739, { pool, upstream, direction: 'upstream_to_client' });
+  for (const { pool, upstream, ...one } of upstreamsOf()) {
+    connections.add(one.connections, { pool, upstream });
+    bytes.add(one.bytesToUpstream, { pool, upstream, direction: 'client_to_upstream' });
+    bytes.add(one.bytesToClient, { pool, upstream, direction: 'upstream_to_client' });
     for (const reason of REASONS)
-      dialFailures.add(reason === 'refused' ? seed % 13 : 0, { pool, upstream, reason });
-    healthy.record(seed % 7 === 0 ? 0 : 1, { pool, upstream });
-    active.add(seed % 50, { pool, upstream });
+      dialFailures.add(reason === 'refused' ? one.refused : 0, { pool, upstream, reason });
+    healthy.record(one.healthy, { pool, upstream });
+    active.add(one.active, { pool, upstream });
   }
   for (let p = 0; p < pools; p++) {
-    for (let i = 1; i <= 50; i++) duration.record(i * 0.037, { pool: `pool-${p}` });
+    for (const seconds of DURATIONS) duration.record(seconds, { pool: `pool-${p}` });
   }
 }
 
