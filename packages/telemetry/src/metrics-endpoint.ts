@@ -57,7 +57,7 @@ export class MetricsEndpoint {
 
   /** The whole exposition as one string (`Telemetry.scrape()`). */
   async text(format: ExpositionFormat): Promise<string> {
-    const { values } = await this.#options.hub.collect();
+    const values = await this.#collect();
     const counts: ExpositionCounts = { samples: 0 };
     const text = expositionText(await this.#input(values, format), counts);
     this.#series.set(counts.samples);
@@ -80,7 +80,7 @@ export class MetricsEndpoint {
     }
     let values: Float64Array;
     try {
-      ({ values } = await this.#options.hub.collect());
+      values = await this.#collect();
     } catch (error) {
       this.#fail(response, error);
       return;
@@ -102,6 +102,15 @@ export class MetricsEndpoint {
       this.#failing = false;
       this.#options.logger.info('/metrics answers again');
     }
+  }
+
+  /** One collection of every writer; a collect hook that threw is logged, as an SDK callback was. */
+  async #collect(): Promise<Float64Array> {
+    const { values, hookErrors } = await this.#options.hub.collect();
+    for (const error of hookErrors) {
+      this.#options.logger.warn('a metric callback failed during collection', { error });
+    }
+    return values;
   }
 
   async #input(values: Float64Array, format: ExpositionFormat) {

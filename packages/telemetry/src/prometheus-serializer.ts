@@ -160,8 +160,7 @@ export function serializePrometheus(
   const taken = options.taken ?? new Set<string>();
   for (const scopeMetrics of resourceMetrics.scopeMetrics) {
     for (const metric of scopeMetrics.metrics) {
-      if (metric.dataPoints.length > 0)
-        appendMetric(families, metric, format, taken, skipped);
+      if (metric.dataPoints.length > 0) appendMetric(families, metric, format, taken, skipped);
     }
   }
   let text = '';
